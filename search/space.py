@@ -8,7 +8,6 @@ choices; they are normalised to a list, so a one-element list means "fixed". No 
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -135,6 +134,9 @@ class Training(Strict):
     milestones: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=list, description="epochs at which the `step` schedule divides the learning rate by 10"
     )
+    plateau_patience: Annotated[int, Field(ge=1, le=1000)] = Field(
+        3, description="epochs without validation gain before the `plateau` schedule divides the rate by 10"
+    )
     weight_decay: Axis(Annotated[float, Field(ge=0, le=1)], {"type": "number", "minimum": 0}) = [0.0]
     batch_size: Axis(Annotated[int, Field(ge=1, le=65536)], {"type": "integer", "minimum": 1}) = [64]
     epochs: Annotated[int, Field(ge=1, le=10000)] = 10
@@ -152,7 +154,8 @@ class Search(Strict):
         None, description="default: every candidate of the grid"
     )
     executions_per_trial: Annotated[int, Field(ge=1, le=100)] = 1
-    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    # KerasTuner's oracles read a seed of 0 as "no seed" (a random one), so seeds start at 1.
+    seed: Annotated[int, Field(ge=1, le=2**31 - 1)] = 1
     hyperband_factor: Annotated[int, Field(ge=2, le=100)] = 3
     max_consecutive_failed_trials: Annotated[int, Field(ge=1, le=1000)] = 3
 
@@ -173,6 +176,35 @@ class Space(Strict):
     def experiment(self) -> str:
         return self.tracking.experiment or self.name
 
+    def settings(self) -> dict[str, object]:
+        """The fixed (non-axis) settings under their field names, as logged with every run."""
+        data, training, search = self.dataset, self.training, self.search
+        stop = training.early_stopping
+        return {
+            "space": self.name,
+            "family": self.model.family,
+            "dataset": data.name,
+            "dataset_path": str(data.path or ""),
+            "input_size": data.input_size,
+            "validation_split": data.validation_split,
+            "subset": data.subset,
+            "flip": data.augmentation.flip,
+            "crop_padding": data.augmentation.crop_padding,
+            "noise": data.augmentation.noise,
+            "momentum": training.momentum,
+            "schedule": training.schedule,
+            "milestones": training.milestones,
+            "plateau_patience": training.plateau_patience,
+            "epochs": training.epochs,
+            "early_stopping": f"{stop.monitor}/{stop.patience}" if stop else None,
+            "strategy": search.strategy,
+            "objective": search.objective,
+            "max_trials": search.max_trials,
+            "executions_per_trial": search.executions_per_trial,
+            "seed": search.seed,
+            "hyperband_factor": search.hyperband_factor,
+        }
+
     def axes(self) -> dict[str, list]:
         """Every searchable field, model axes first, in declaration order (the grid's order)."""
         model = {k: v for k, v in self.model if k != "family"}
@@ -188,11 +220,18 @@ class Space(Strict):
             size *= len(values)
         return size
 
-    def candidates(self):
-        """Every combination of axis values, as dicts, in grid order."""
-        axes = self.axes()
-        for combo in itertools.product(*axes.values()):
-            yield dict(zip(axes, combo))
+    def candidate(self, index: int) -> dict:
+        """The `index`-th combination of axis values in grid order (the last axis varies fastest)."""
+        values = {}
+        for name, choices in reversed(self.axes().items()):
+            index, position = divmod(index, len(choices))
+            values[name] = choices[position]
+        return dict(reversed(values.items()))
+
+
+def model_values(values: dict) -> dict:
+    """The chosen values that the model builder takes (everything but the training axes)."""
+    return {k: v for k, v in values.items() if k not in TRAINING_AXES}
 
 
 TRAINING_AXES = ("optimizer", "learning_rate", "weight_decay", "batch_size")

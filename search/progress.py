@@ -1,0 +1,57 @@
+"""The live terminal display of a search (rich): trial i/N, epoch, latest metrics, best so far."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from search.tuner import TrialObserver
+
+
+class RichProgress(TrialObserver):
+    """Two bars (trials, epochs of the running trial) and one printed line per finished trial."""
+
+    def __init__(self, console: Console, objective: str, epochs: int, executions: int):
+        self.console = console
+        self.objective = objective
+        self.maximise = not objective.endswith("loss")
+        self.epochs = epochs * executions
+        self.best: float | None = None
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=console,
+        )
+        self.trials_task = self.progress.add_task("trials", total=None, status="")
+        self.epochs_task = self.progress.add_task("epochs", total=self.epochs, status="", visible=False)
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def search_begin(self, planned_trials: int | None) -> None:
+        self.progress.update(self.trials_task, total=planned_trials)
+
+    def trial_begin(self, trial_id: str, values: dict) -> None:
+        self.progress.reset(self.epochs_task, total=self.epochs, visible=True, description=f"trial {trial_id}", status="")
+
+    def epoch_end(self, trial_id: str, execution: int, epoch: int, logs: dict) -> None:
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k in ("loss", "val_loss", "val_accuracy"))
+        self.progress.update(self.epochs_task, advance=1, status=shown)
+
+    def trial_end(self, trial_id: str, status: str, metrics: dict) -> None:
+        score = metrics.get(f"best_{self.objective}")
+        if score is not None and (self.best is None or (score > self.best) == self.maximise):
+            self.best = score
+        best = f"{self.best:.4f}" if self.best is not None else "-"
+        shown = f"{self.objective} {score:.4f}" if score is not None else ""
+        seconds = metrics.get("train_seconds")
+        timing = f"{seconds:6.1f} s" if seconds is not None else ""
+        self.console.print(f"trial {trial_id}  {status:<8} {shown}  (best {best})  {timing}")
+        self.progress.update(self.trials_task, advance=1, status=f"best {self.objective} {best}")

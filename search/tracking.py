@@ -1,0 +1,135 @@
+"""The only module that imports mlflow: the store, parent and nested runs, and reading runs back.
+
+Everything goes through an `MlflowClient` bound to an explicit tracking URI, so nothing depends on
+process-global MLflow state. The default store is a sqlite database with an artifact folder beside it
+under `./mlruns` (MLflow's plain file store is deprecated).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pandas as pd
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+DEFAULT_STORE = Path("mlruns")
+PARENT_TAG = "mlflow.parentRunId"
+MAX_PARAM_LENGTH = 6000
+
+
+def default_tracking_uri(store: Path = DEFAULT_STORE) -> str:
+    return f"sqlite:///{(store / 'mlflow.db').resolve()}"
+
+
+def resolve_tracking_uri(explicit: str | None = None) -> str:
+    """--tracking-uri, else MLFLOW_TRACKING_URI, else the local sqlite store under ./mlruns."""
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(unquote(urlparse(uri).path)) if uri.startswith("sqlite:////") else Path(uri[len("sqlite:///") :])
+
+
+class Tracker:
+    """One experiment in one MLflow store."""
+
+    def __init__(self, tracking_uri: str, experiment: str):
+        self.tracking_uri = tracking_uri
+        db = _sqlite_path(tracking_uri)
+        artifact_location = None
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            artifact_location = (db.parent / "artifacts").resolve().as_uri()
+        self.client = MlflowClient(tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = (
+            found.experiment_id
+            if found is not None
+            else self.client.create_experiment(experiment, artifact_location=artifact_location)
+        )
+
+    def start_run(self, name: str, params: dict, tags: dict, parent_id: str | None = None) -> str:
+        tags = dict(tags)
+        if parent_id is not None:
+            tags[PARENT_TAG] = parent_id
+        run = self.client.create_run(self.experiment_id, run_name=name, tags={k: str(v) for k, v in tags.items()})
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: dict) -> None:
+        batch = [Param(k, _param_text(v)) for k, v in params.items()]
+        for i in range(0, len(batch), 100):  # MLflow's per-request limit
+            self.client.log_batch(run_id, params=batch[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None and math.isfinite(v)]
+        if batch:
+            self.client.log_batch(run_id, metrics=batch)
+
+    def log_curves(self, run_id: str, curves: list[dict[str, float]], first_step: int = 1) -> None:
+        """Per-epoch values, one MLflow step per epoch (step 1 = after the first epoch)."""
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(key, float(value), now, first_step + i)
+            for i, logs in enumerate(curves)
+            for key, value in logs.items()
+            if math.isfinite(value)
+        ]
+        for i in range(0, len(batch), 1000):
+            self.client.log_batch(run_id, metrics=batch[i : i + 1000])
+
+    def set_tags(self, run_id: str, tags: dict) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
+    def end_run(self, run_id: str, status: str, reason: str | None = None) -> None:
+        """FINISHED, FAILED or KILLED; a reason is kept as a tag and as the run's description in the UI."""
+        if reason:
+            self.set_tags(run_id, {"failure_reason": reason[:5000], "mlflow.note.content": reason[:5000]})
+        self.client.set_terminated(run_id, status=status)
+
+    def runs(self, parent_id: str | None = None) -> pd.DataFrame:
+        """Runs of this experiment as a DataFrame (params.*, metrics.*, tags.* columns), oldest first."""
+        filter_string = f"tags.`{PARENT_TAG}` = '{parent_id}'" if parent_id else ""
+        return runs_frame(self.client, [self.experiment_id], filter_string)
+
+
+def runs_frame(client: MlflowClient, experiment_ids: list[str], filter_string: str = "") -> pd.DataFrame:
+    rows, token = [], None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string, max_results=5000, order_by=["attributes.start_time ASC"], page_token=token)
+        for run in page:
+            row = {
+                "run_id": run.info.run_id,
+                "run_name": run.info.run_name,
+                "status": run.info.status,
+                "start_time": run.info.start_time,
+                "end_time": run.info.end_time,
+            }
+            row |= {f"params.{k}": v for k, v in run.data.params.items()}
+            row |= {f"metrics.{k}": v for k, v in run.data.metrics.items()}
+            row |= {f"tags.{k}": v for k, v in run.data.tags.items()}
+            rows.append(row)
+        token = page.token
+        if not token:
+            return pd.DataFrame(rows)
+
+
+def metric_history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
+    return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+
+
+def _param_text(value) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
+
