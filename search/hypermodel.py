@@ -21,7 +21,12 @@ def declare(hp: kt.HyperParameters, space: Space) -> dict:
     """Register every axis with `hp` and return the values chosen for this trial."""
     values = {}
     for name, choices in space.axes().items():
-        values[name] = hp.Choice(name, choices) if len(choices) > 1 else hp.Fixed(name, choices[0])
+        if len(choices) == 1:
+            values[name] = hp.Fixed(name, choices[0])
+        elif isinstance(choices[0], bool):  # hp.Choice would turn booleans into 0/1
+            values[name] = hp.Boolean(name, default=choices[0])
+        else:
+            values[name] = hp.Choice(name, choices)
     return values
 
 

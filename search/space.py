@@ -158,6 +158,9 @@ class Search(Strict):
     seed: Annotated[int, Field(ge=1, le=2**31 - 1)] = 1
     hyperband_factor: Annotated[int, Field(ge=2, le=100)] = 3
     max_consecutive_failed_trials: Annotated[int, Field(ge=1, le=1000)] = 3
+    max_params: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="candidates with more parameters fail without training"
+    )
 
 
 class Tracking(Strict):
@@ -203,6 +206,7 @@ class Space(Strict):
             "executions_per_trial": search.executions_per_trial,
             "seed": search.seed,
             "hyperband_factor": search.hyperband_factor,
+            "max_params": search.max_params,
         }
 
     def axes(self) -> dict[str, list]:

@@ -40,6 +40,7 @@ def planned_trials(space: Space) -> int | None:
 def make_tuner(space: Space, **tuner_kwargs) -> TrackedTuner:
     """`tuner_kwargs`: the tracked tuner's own arguments plus KerasTuner's (hypermodel, directory, ...)."""
     search = space.search
+    tuner_kwargs = tuner_kwargs | {"max_model_size": search.max_params}
     common = {
         "objective": objective(space),
         "seed": search.seed,

@@ -1,0 +1,130 @@
+"""Builders against the papers' numbers, and every axis combination builds and trains one batch."""
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+
+from search.costs import model_costs
+from search.families import build_model
+
+PAPER_HEAD = {"bn": "none", "conv": "dense", "head": "fc", "dropout": 0.5}
+
+
+@pytest.mark.parametrize(
+    "config, params",
+    [("A", 132_863_336), ("A-LRN", 132_863_336), ("B", 133_047_848), ("C", 133_638_952), ("D", 138_357_544), ("E", 143_667_240)],
+)
+def test_vgg_parameter_counts_match_table_2(config, params):
+    keras.backend.clear_session()
+    model = build_model("vgg", input_shape=(224, 224, 3), num_classes=1000, config=config, **PAPER_HEAD)
+    assert model.count_params() == params
+
+
+@pytest.mark.parametrize("config, reference", [("D", "VGG16"), ("E", "VGG19")])
+def test_vgg_d_and_e_equal_keras_applications(config, reference):
+    keras.backend.clear_session()
+    ours = build_model("vgg", input_shape=(224, 224, 3), num_classes=1000, config=config, **PAPER_HEAD)
+    theirs = getattr(keras.applications, reference)(weights=None)
+    assert ours.count_params() == theirs.count_params()
+    ours_shapes = [tuple(w.shape) for w in ours.weights]
+    theirs_shapes = [tuple(w.shape) for w in theirs.weights]
+    assert ours_shapes == theirs_shapes
+
+
+def test_config_c_has_pointwise_convs_where_d_has_3x3():
+    keras.backend.clear_session()
+    c = build_model("vgg", input_shape=(32, 32, 3), num_classes=10, config="C", width=0.125)
+    d = build_model("vgg", input_shape=(32, 32, 3), num_classes=10, config="D", width=0.125)
+    kernels = lambda m: [layer.kernel_size for layer in m.layers if isinstance(layer, keras.layers.Conv2D)]  # noqa: E731
+    assert kernels(c).count((1, 1)) == 3 and kernels(d).count((1, 1)) == 0
+    assert len(kernels(c)) == len(kernels(d)) == 13
+
+
+@pytest.mark.parametrize("depth, paper", [(20, 0.27e6), (32, 0.46e6), (44, 0.66e6), (56, 0.85e6), (110, 1.7e6)])
+def test_cifar_resnet_parameters_within_3_percent_of_table_6(depth, paper):
+    keras.backend.clear_session()
+    model = build_model("resnet", input_shape=(32, 32, 3), num_classes=10, depth=depth)
+    assert abs(model.count_params() - paper) / paper < 0.03
+
+
+def test_imagenet_resnets_and_plain_counterparts_share_their_conv_layers():
+    keras.backend.clear_session()
+    residual = build_model("resnet", input_shape=(224, 224, 3), num_classes=1000, depth=34)
+    plain = build_model("resnet", input_shape=(224, 224, 3), num_classes=1000, depth=34, residual=False)
+    assert abs(residual.count_params() - 21.8e6) / 21.8e6 < 0.01
+    block_convs = lambda m: [l.name for l in m.layers if isinstance(l, keras.layers.Conv2D) and "shortcut" not in l.name]  # noqa: E731
+    assert block_convs(plain) == block_convs(residual)
+    assert not any(isinstance(l, keras.layers.Add) for l in plain.layers)
+    assert sum(isinstance(l, keras.layers.Add) for l in residual.layers) == 16
+
+
+def test_separable_3x3_64_to_64_has_the_mobilenet_weight_count():
+    def one_unit(conv):
+        keras.backend.clear_session()
+        model = build_model("resnet", input_shape=(8, 8, 64), num_classes=2, depth=8, conv=conv, width=4.0)
+        layer = model.get_layer("stage1_block1_1_conv" if conv == "dense" else "stage1_block1_1_sepconv")
+        return sum(int(np.prod(w.shape)) for w in layer.weights)
+
+    assert one_unit("dense") == 36_864
+    assert one_unit("separable") == 4_672
+
+
+def test_costs_count_mult_adds_of_convs_and_dense_layers():
+    keras.backend.clear_session()
+    model = build_model("vgg", input_shape=(224, 224, 3), num_classes=1000, config="D", **PAPER_HEAD)
+    costs = model_costs(model)
+    assert costs["mult_adds"] == 15_470_264_320  # VGG-16's well-known 15.5 G multiply-adds
+    assert costs["flops"] == 2 * costs["mult_adds"]
+    # by hand: a separable 3x3 conv 4->8 at 5x5 "same": depthwise 5*5*4*9 + pointwise 5*5*4*8
+    inputs = keras.Input((5, 5, 4))
+    sep = keras.Model(inputs, keras.layers.SeparableConv2D(8, 3, padding="same")(inputs))
+    assert model_costs(sep)["mult_adds"] == 5 * 5 * 4 * 9 + 5 * 5 * 4 * 8
+
+
+def test_layer_names_are_deterministic_and_readable():
+    def names():
+        keras.backend.clear_session()
+        return [l.name for l in build_model("resnet", input_shape=(16, 16, 1), num_classes=10, depth=8, se=True).layers]
+
+    first = names()
+    assert first == names()
+    assert "stage2_block1_shortcut_conv" in first and "stage3_block1_se_scale" in first
+
+
+AXES = list(itertools.product(["none", "post", "pre"], ["dense", "separable"], [False, True]))
+
+
+@pytest.mark.parametrize("bn, conv, residual", AXES)
+@pytest.mark.parametrize("family", ["vgg", "resnet"])
+def test_every_axis_combination_trains_one_batch(family, bn, conv, residual):
+    """Each (bn, conv, residual) triple, with kernel, head, SE and the family's depth cycled through."""
+    index = AXES.index((bn, conv, residual))
+    extra = {
+        "kernel": (1, 3, 5)[index % 3],
+        "head": ("gap", "fc")[index % 2],
+        "se": index % 4 == 1,
+        "dropout": 0.5 if index % 2 else 0.0,
+        "fc_units": 16,
+        "width": 0.125 if family == "vgg" else 0.25,
+    }
+    if family == "vgg":
+        extra["config"] = ("A", "A-LRN", "B", "C", "D", "E")[index % 6]
+    else:
+        extra["depth"] = (8, 14)[index % 2]
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model = build_model(family, input_shape=(32, 32, 1), num_classes=10, bn=bn, conv=conv, residual=residual, **extra)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x = np.random.RandomState(0).rand(4, 32, 32, 1).astype("float32")
+    y = np.arange(4) % 10
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    assert model.predict(x, verbose=0).shape == (4, 10)
+    if residual:
+        assert any(isinstance(l, keras.layers.Add) for l in model.layers)
+    has_bn = any(isinstance(l, keras.layers.BatchNormalization) for l in model.layers)
+    assert has_bn == (bn != "none")
+    has_sep = any(isinstance(l, keras.layers.SeparableConv2D) for l in model.layers)
+    assert has_sep == (conv == "separable" and extra["kernel"] > 1)

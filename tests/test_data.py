@@ -1,0 +1,67 @@
+"""Data sets by name, the seeded split, and the pipelines."""
+
+import numpy as np
+import pytest
+
+from search.data import DataError, describe_input, load_data, pipeline
+from search.space import Augmentation, Dataset
+
+
+def test_digits_is_embedded_resized_standardised_and_split_by_seed():
+    data = load_data(Dataset(name="digits", input_size=16, validation_split=0.25), seed=3)
+    assert data.x_train.shape[1:] == (16, 16, 1) == data.input_shape
+    assert len(data.y_train) + len(data.y_val) == 1797
+    assert len(data.y_val) == round(1797 * 0.25)
+    assert data.num_classes == 10
+    assert abs(float(data.x_train.mean())) < 1e-3 and abs(float(data.x_train.std()) - 1) < 1e-2
+    again = load_data(Dataset(name="digits", input_size=16, validation_split=0.25), seed=3)
+    other = load_data(Dataset(name="digits", input_size=16, validation_split=0.25), seed=4)
+    assert again.fingerprint == data.fingerprint and np.array_equal(again.y_val, data.y_val)
+    assert other.fingerprint != data.fingerprint
+
+
+def test_subset_takes_a_seeded_sample():
+    data = load_data(Dataset(name="digits", input_size=8, subset=100, validation_split=0.2), seed=1)
+    assert len(data.y_train) == 80 and len(data.y_val) == 20
+    assert describe_input(Dataset(name="digits", input_size=8)) == ((8, 8, 1), 10)
+
+
+def test_npz_arrays_load_with_their_own_labels(tmp_path):
+    rng = np.random.RandomState(0)
+    path = tmp_path / "d.npz"
+    np.savez(path, x=rng.randint(0, 255, (40, 12, 12, 3)).astype("uint8"), y=np.repeat([3, 7], 20))
+    data = load_data(Dataset(name="npz", path=path, input_size=12, validation_split=0.25), seed=1)
+    assert data.input_shape == (12, 12, 3) and data.num_classes == 2
+    assert set(np.unique(data.y_train)) <= {0, 1}
+    assert describe_input(Dataset(name="npz", path=path, input_size=12)) == ((12, 12, 3), 2)
+
+
+def test_npz_without_labels_is_a_clear_error(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, images=np.zeros((4, 8, 8)))
+    with pytest.raises(DataError, match="needs `x`"):
+        load_data(Dataset(name="npz", path=path), seed=1)
+
+
+def test_image_folder_loads_class_named_folders(tmp_path):
+    from PIL import Image
+
+    for label, colour in (("cats", 30), ("dogs", 220)):
+        (tmp_path / label).mkdir()
+        for i in range(5):
+            Image.fromarray(np.full((20, 20, 3), colour + i, dtype="uint8")).save(tmp_path / label / f"{i}.png")
+    data = load_data(Dataset(name="folder", path=tmp_path, input_size=8, validation_split=0.2), seed=1)
+    assert data.input_shape == (8, 8, 3) and data.num_classes == 2
+    assert len(data.y_train) == 8 and len(data.y_val) == 2
+
+
+def test_training_pipeline_shuffles_from_the_seed_and_augments():
+    data = load_data(Dataset(name="digits", input_size=8, subset=64), seed=1)
+    first = [y.numpy().tolist() for _, y in pipeline(data.x_train, data.y_train, 16, seed=5, shuffle=True)]
+    second = [y.numpy().tolist() for _, y in pipeline(data.x_train, data.y_train, 16, seed=5, shuffle=True)]
+    assert first == second and sum(map(len, first)) == len(data.y_train)
+    assert first[0] != data.y_train[:16].tolist()
+    noisy = pipeline(data.x_train, data.y_train, 16, seed=5, shuffle=False, augmentation=Augmentation(noise=0.5, crop_padding=2))
+    x, _ = next(iter(noisy))
+    assert x.shape == (16, 8, 8, 1)
+    assert not np.allclose(x.numpy(), data.x_train[:16])

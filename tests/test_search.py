@@ -1,0 +1,148 @@
+"""End to end: `archsearch run` on a real tiny search, read back from the MLflow store."""
+
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from conftest import TINY_SPACE, write
+from search.cli import app
+from search.tracking import PARENT_TAG
+
+runner = CliRunner()
+
+
+def run_cli(*args):
+    result = runner.invoke(app, [*args])
+    return result
+
+
+def store_runs(uri):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    parents = [r for r in runs if PARENT_TAG not in r.data.tags]
+    trials = [r for r in runs if PARENT_TAG in r.data.tags]
+    return client, parents, trials
+
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory):
+    """One real 2-trial grid search (plain vs residual ResNet-8), shared by the assertions below."""
+    root = tmp_path_factory.mktemp("search")
+    space = write(root / "tiny.yaml", TINY_SPACE)
+    uri = f"sqlite:///{root / 'store' / 'mlflow.db'}"
+    result = run_cli("run", str(space), "--tracking-uri", uri, "--tuner-dir", str(root / "tuner"))
+    assert result.exit_code == 0, result.output
+    return root, space, uri, result.output
+
+
+def test_one_parent_run_and_one_nested_finished_run_per_trial(finished_search):
+    _, _, uri, output = finished_search
+    client, parents, trials = store_runs(uri)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(trials) == 2
+    assert {t.data.tags[PARENT_TAG] for t in trials} == {parents[0].info.run_id}
+    assert all(t.info.status == "FINISHED" for t in trials)
+    assert sorted(t.data.params["residual"] for t in trials) == ["False", "True"]
+    assert "trials ranked by val_accuracy" in output and "mlflow ui --backend-store-uri" in output
+
+
+def test_trial_runs_carry_params_curves_costs_and_provenance(finished_search):
+    _, space, uri, _ = finished_search
+    client, parents, trials = store_runs(uri)
+    trial = trials[0]
+    params = trial.data.params
+    for name in ("depth", "bn", "conv", "kernel", "width", "learning_rate", "batch_size", "epochs", "seed", "dataset"):
+        assert name in params, name
+    assert params["depth"] == "8" and params["epochs"] == "2" and params["dataset"] == "digits"
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        history = client.get_metric_history(trial.info.run_id, key)
+        assert [m.step for m in history] == [1, 2], key
+    metrics = trial.data.metrics
+    assert metrics["params"] > 1000 and metrics["flops"] == 2 * metrics["mult_adds"] > 0
+    assert metrics["train_seconds"] > 0 and metrics["epochs_run"] == 2
+    assert 0 <= metrics["best_val_accuracy"] <= 1
+    tags = trial.data.tags
+    from search.provenance import file_hash
+
+    assert tags["space_hash"] == file_hash(space)
+    assert tags["seed"] == "7" and tags["version.tensorflow"].startswith("2.")
+    assert "git_commit" in tags and "version.keras-tuner" in tags
+    assert [a.path for a in client.list_artifacts(trial.info.run_id)] == ["model_summary.txt"]
+    summary = client.download_artifacts(trial.info.run_id, "model_summary.txt")
+    assert "stage1_block1_1_conv" in open(summary).read()
+    parent = parents[0]
+    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["space.yaml"]
+    assert parent.data.metrics["trials_finished"] == 2
+    assert parent.data.metrics["best_val_accuracy"] == max(t.data.metrics["best_val_accuracy"] for t in trials)
+    assert parent.data.params["data_hash"] == trial.data.params["data_hash"]
+
+
+def test_same_seed_gives_the_same_metrics(finished_search, tmp_path):
+    root, space, _, _ = finished_search
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli("run", str(space), "--tracking-uri", uri, "--tuner-dir", str(tmp_path / "tuner"))
+    assert result.exit_code == 0, result.output
+    first = {t.data.params["residual"]: t.data.metrics for t in store_runs(finished_search[2])[2]}
+    second = {t.data.params["residual"]: t.data.metrics for t in store_runs(uri)[2]}
+    for residual in ("False", "True"):
+        for key in ("loss", "val_loss", "val_accuracy", "params", "flops"):
+            assert first[residual][key] == second[residual][key], (residual, key)
+
+
+def test_bad_space_exits_2_without_traceback_or_writes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = write(tmp_path / "bad.yaml", TINY_SPACE.replace("depth: 8", "depth: 9"))
+    result = run_cli("run", str(bad))
+    assert result.exit_code == 2
+    assert "bad.yaml" in result.output and "model.depth" in result.output and "6n+2" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_validate_and_plan(tiny_space):
+    result = run_cli("validate", str(tiny_space))
+    assert result.exit_code == 0 and "2 candidates [residual(2)]" in result.output
+    result = run_cli("plan", str(tiny_space))
+    assert result.exit_code == 0, result.output
+    assert "all 2 candidates" in result.output and "8x8x1" in result.output
+    assert result.output.count("False") + result.output.count("True") == 2
+
+
+@pytest.mark.parametrize("strategy", ["random", "bayesian", "hyperband"])
+def test_other_strategies_run_tracked_trials(tmp_path, strategy):
+    text = TINY_SPACE.replace("strategy: grid", f"strategy: {strategy}\n  max_trials: 2\n  hyperband_factor: 2")
+    space = write(tmp_path / "s.yaml", text)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli("run", str(space), "--tracking-uri", uri, "--tuner-dir", str(tmp_path / "tuner"))
+    assert result.exit_code == 0, result.output
+    _, parents, trials = store_runs(uri)
+    assert parents[0].info.status == "FINISHED"
+    assert len(trials) >= 2 and all(t.info.status == "FINISHED" for t in trials)
+    assert parents[0].data.metrics["trials_finished"] == len(trials)
+
+
+def test_an_oversized_candidate_fails_with_its_reason_and_the_search_goes_on(tmp_path):
+    text = TINY_SPACE.replace("depth: 8", "depth: [8, 14]").replace("residual: [false, true]", "residual: true")
+    text = text.replace("seed: 7", "seed: 7\n  max_params: 30000")
+    space = write(tmp_path / "s.yaml", text)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli("run", str(space), "--tracking-uri", uri, "--tuner-dir", str(tmp_path / "tuner"))
+    assert result.exit_code == 0, result.output
+    _, parents, trials = store_runs(uri)
+    by_depth = {t.data.params["depth"]: t for t in trials}
+    assert by_depth["8"].info.status == "FINISHED" and by_depth["8"].data.metrics["params"] <= 30000
+    assert by_depth["14"].info.status == "FAILED"
+    assert "Oversized model" in by_depth["14"].data.tags["failure_reason"]
+    assert parents[0].data.metrics["trials_failed"] == 1 and parents[0].info.status == "FINISHED"
+    assert "FAILED" in result.output
+
+
+def test_a_non_finite_loss_fails_the_trial():
+    from keras_tuner.errors import FailedTrialError
+
+    from search.tuner import _refuse_non_finite
+
+    _refuse_non_finite([[{"loss": 1.0}, {"loss": 0.5}]])
+    with pytest.raises(FailedTrialError, match="loss became nan at epoch 2"):
+        _refuse_non_finite([[{"loss": 1.0}], [{"loss": 1.0}, {"loss": float("nan")}]])
