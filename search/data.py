@@ -37,6 +37,24 @@ class Data:
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.x_train.shape[1:])
 
+    def save(self, path: Path) -> None:
+        """Write the prepared split once, for the trial processes to read instead of re-preparing it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, x_train=self.x_train, y_train=self.y_train, x_val=self.x_val, y_val=self.y_val,
+                 num_classes=self.num_classes, fingerprint=self.fingerprint)
+
+    @classmethod
+    def load(cls, path: Path) -> "Data":
+        with np.load(path, allow_pickle=False) as arrays:
+            return cls(
+                x_train=arrays["x_train"],
+                y_train=arrays["y_train"],
+                x_val=arrays["x_val"],
+                y_val=arrays["y_val"],
+                num_classes=int(arrays["num_classes"]),
+                fingerprint=str(arrays["fingerprint"]),
+            )
+
     def describe(self) -> dict[str, object]:
         """What a methods section needs to know about the data, for run params."""
         return {

@@ -45,13 +45,8 @@ def run_search(
     observer: TrialObserver | None = None,
 ) -> SearchResult:
     """Run every trial of `space`; each is a nested MLflow run under one parent run for the search."""
-    import tensorflow as tf
-
-    from search.hypermodel import SpaceHyperModel
-
     seed = space.search.seed
     data = load_data(space.dataset, seed)
-    tf.config.experimental.enable_op_determinism()  # same seed on CPU -> same metrics
     tracker = Tracker(resolve_tracking_uri(tracking_uri), space.experiment)
     tags = provenance_tags(space_path, seed)
     params = space.settings() | data.describe()
@@ -60,9 +55,10 @@ def run_search(
     observer = observer or TrialObserver()
     started = time.perf_counter()
     try:
+        data_path = Path(tuner_dir) / space.name / "data.npz"
         tuner = make_tuner(
             space,
-            hypermodel=SpaceHyperModel(space, data),
+            data_path=data_path,
             directory=str(tuner_dir),
             project_name=space.name,
             overwrite=True,
@@ -72,6 +68,7 @@ def run_search(
             run_tags=tags | {"archsearch.role": "trial"},
             observer=observer,
         )
+        data.save(data_path)  # after the tuner has (re)created its folder
         observer.search_begin(planned_trials(space))
         tuner.search(verbose=0)
     except KeyboardInterrupt:

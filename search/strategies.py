@@ -1,8 +1,4 @@
-"""Search strategy name -> a KerasTuner oracle inside our tracked tuner.
-
-The oracles are KerasTuner's own; hyperband also needs KerasTuner's Hyperband tuner (it resumes a
-trial from the checkpoint of a shorter one), so it gets a tracked subclass of its own.
-"""
+"""Search strategy name -> one of KerasTuner's oracles, driving our tracked tuner."""
 
 from __future__ import annotations
 
@@ -11,16 +7,7 @@ import keras_tuner as kt
 from search.space import Space
 from search.tuner import TrackedTuner
 
-ORACLES = {
-    "grid": kt.oracles.GridSearchOracle,
-    "random": kt.oracles.RandomSearchOracle,
-    "bayesian": kt.oracles.BayesianOptimizationOracle,
-}
-STRATEGIES = (*ORACLES, "hyperband")
-
-
-class TrackedHyperband(TrackedTuner, kt.Hyperband):
-    """Hyperband's successive halving, with every bracket's trial tracked like any other."""
+STRATEGIES = ("grid", "random", "bayesian", "hyperband")
 
 
 def objective(space: Space) -> kt.Objective:
@@ -37,24 +24,24 @@ def planned_trials(space: Space) -> int | None:
     return min(space.search.max_trials or grid, grid)
 
 
-def make_tuner(space: Space, **tuner_kwargs) -> TrackedTuner:
-    """`tuner_kwargs`: the tracked tuner's own arguments plus KerasTuner's (hypermodel, directory, ...)."""
+def make_oracle(space: Space) -> kt.Oracle:
     search = space.search
-    tuner_kwargs = tuner_kwargs | {"max_model_size": search.max_params}
     common = {
         "objective": objective(space),
         "seed": search.seed,
         "max_consecutive_failed_trials": search.max_consecutive_failed_trials,
     }
+    if search.strategy == "grid":
+        return kt.oracles.GridSearchOracle(max_trials=planned_trials(space), **common)
+    if search.strategy == "random":
+        return kt.oracles.RandomSearchOracle(max_trials=planned_trials(space), **common)
+    if search.strategy == "bayesian":
+        return kt.oracles.BayesianOptimizationOracle(max_trials=planned_trials(space), **common)
     if search.strategy == "hyperband":
-        return TrackedHyperband(
-            max_epochs=space.training.epochs,
-            factor=search.hyperband_factor,
-            executions_per_trial=search.executions_per_trial,
-            **common,
-            **tuner_kwargs,
-        )
-    if search.strategy not in ORACLES:
-        raise ValueError(f"unknown strategy {search.strategy!r}; known: {', '.join(STRATEGIES)}")
-    oracle = ORACLES[search.strategy](max_trials=planned_trials(space), **common)  # type: ignore[arg-type]
-    return TrackedTuner(oracle=oracle, executions_per_trial=search.executions_per_trial, **tuner_kwargs)
+        return kt.oracles.HyperbandOracle(max_epochs=space.training.epochs, factor=search.hyperband_factor, **common)
+    raise ValueError(f"unknown strategy {search.strategy!r}; known: {', '.join(STRATEGIES)}")
+
+
+def make_tuner(space: Space, **tuner_kwargs) -> TrackedTuner:
+    """`tuner_kwargs`: the tracked tuner's own arguments plus KerasTuner's (directory, project_name, ...)."""
+    return TrackedTuner(oracle=make_oracle(space), space=space, **tuner_kwargs)

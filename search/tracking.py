@@ -19,6 +19,8 @@ from mlflow.tracking import MlflowClient
 
 DEFAULT_STORE = Path("mlruns")
 PARENT_TAG = "mlflow.parentRunId"
+# Without this tag MLflow 3's UI opens an experiment on its GenAI (traces) page, not the runs table.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 MAX_PARAM_LENGTH = 6000
 
 
@@ -52,7 +54,7 @@ class Tracker:
         self.experiment_id = (
             found.experiment_id
             if found is not None
-            else self.client.create_experiment(experiment, artifact_location=artifact_location)
+            else self.client.create_experiment(experiment, artifact_location=artifact_location, tags=EXPERIMENT_KIND)
         )
 
     def start_run(self, name: str, params: dict, tags: dict, parent_id: str | None = None) -> str:

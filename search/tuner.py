@@ -1,20 +1,25 @@
-"""A KerasTuner tuner whose every trial is one nested MLflow run under the search's parent run.
+"""A KerasTuner tuner whose every trial is one nested MLflow run, trained in a process of its own.
 
-The oracle (grid, random, bayesian, hyperband) decides what to try; this class only wraps each trial:
-seed, build, fit through KerasTuner's own loop, then log params, curves, costs and status. Failures
-are recorded and re-raised so that KerasTuner's own failed-trial accounting stays in charge.
+KerasTuner's oracle (grid, random, bayesian, hyperband) decides what to try and keeps the search's
+state; this tuner runs each trial in a fresh process (see `search.trial_process`), relays its epochs to
+the progress display, and logs params, curves, costs and status. A trial that fails is recorded and
+raised as KerasTuner's `FailedTrialError`, so KerasTuner's own failed-trial accounting stays in charge.
 """
 
 from __future__ import annotations
 
 import math
+import queue
 import time
+from pathlib import Path
 
-import keras
 import keras_tuner as kt
+from keras_tuner.engine import base_tuner
 
-from search.costs import model_costs
+from search.hypermodel import declare
+from search.space import Space
 from search.tracking import Tracker
+from search.trial_process import TrialJob, process_context, run_trial_process
 
 
 class TrialObserver:
@@ -29,10 +34,12 @@ class TrialObserver:
     def trial_end(self, trial_id: str, status: str, metrics: dict) -> None: ...
 
 
-class TrackedTuner(kt.Tuner):
+class TrackedTuner(base_tuner.BaseTuner):
     def __init__(
         self,
         *,
+        space: Space,
+        data_path: Path,
         tracker: Tracker,
         parent_id: str,
         run_params: dict,
@@ -40,22 +47,26 @@ class TrackedTuner(kt.Tuner):
         observer: TrialObserver | None = None,
         **kwargs,
     ):
+        self.space = space
         super().__init__(**kwargs)
+        self.data_path = data_path
         self.tracker = tracker
         self.parent_id = parent_id
         self.run_params = run_params
         self.run_tags = run_tags
         self.observer = observer or TrialObserver()
-        self._curves: list[list[dict]] = []
-        self._first_epoch = 0
-        self._costs: dict = {}
-        self._run_id = ""
+        self.context = process_context()
+
+    def _populate_initial_space(self):
+        """Declare the axes without building a model in this process (KerasTuner would build one)."""
+        hp = self.oracle.get_space()
+        declare(hp, self.space)
+        self.oracle.update_space(hp)
 
     def run_trial(self, trial, *args, **kwargs):
-        values = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
-        self._curves, self._costs = [], {}
-        self._first_epoch = trial.hyperparameters.values.get("tuner/initial_epoch", 0)
-        run_id = self._run_id = self.tracker.start_run(
+        hp = trial.hyperparameters
+        values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
+        run_id = self.tracker.start_run(
             f"trial-{trial.trial_id}",
             params=self.run_params | values | {"trial_id": trial.trial_id},
             tags=self.run_tags,
@@ -64,46 +75,85 @@ class TrackedTuner(kt.Tuner):
         self.observer.trial_begin(trial.trial_id, values)
         started = time.perf_counter()
         try:
-            histories = super().run_trial(trial, *args, **kwargs)
-            _refuse_non_finite(self._curves)
+            curves, costs, summary = self._run_in_process(trial, self._job(trial))
+            if summary:
+                self.tracker.log_text(run_id, summary, "model_summary.txt")
+            _refuse_non_finite(curves)
         except BaseException as error:
             status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-            self.tracker.end_run(run_id, status, reason=f"{type(error).__name__}: {error}")
+            reason = str(error) if isinstance(error, kt.errors.FailedTrialError) else f"{type(error).__name__}: {error}"
+            self.tracker.end_run(run_id, status, reason=reason)
             self.observer.trial_end(trial.trial_id, status, {})
             raise
-        metrics = self._summarise(time.perf_counter() - started)
-        self.tracker.log_curves(run_id, _mean_curve(self._curves), first_step=self._first_epoch + 1)
+        metrics = self._summarise(curves, costs, time.perf_counter() - started)
+        self.tracker.log_curves(run_id, _mean_curve(curves), first_step=hp.values.get("tuner/initial_epoch", 0) + 1)
         self.tracker.log_metrics(run_id, metrics)
         self.tracker.end_run(run_id, "FINISHED")
         self.observer.trial_end(trial.trial_id, "FINISHED", metrics)
-        return histories
+        return [_best_epoch(curve, self.oracle.objective) for curve in curves]
 
-    def _build_hypermodel(self, hp):
-        """Seed each execution (seed, seed+1, ...) right before its model is built, after KerasTuner
-        has cleared the previous session, so a trial's result depends only on its values and the seed."""
-        keras.utils.set_random_seed(self.oracle.seed + len(self._curves))
-        self._curves.append([])
-        model = super()._build_hypermodel(hp)
-        if not self._costs:
-            self._costs = model_costs(model)
-            self.tracker.log_text(self._run_id, _summary_text(model), "model_summary.txt")
-        return model
+    def _job(self, trial) -> TrialJob:
+        values = trial.hyperparameters.values
+        previous = values.get("tuner/trial_id")
+        return TrialJob(
+            space=self.space,
+            data_path=self.data_path,
+            hyperparameters=trial.hyperparameters,
+            seed=self.oracle.seed,
+            executions=self.space.search.executions_per_trial,
+            epochs=values.get("tuner/epochs", self.space.training.epochs),
+            initial_epoch=values.get("tuner/initial_epoch", 0),
+            load_weights_from=self._weights_path(previous) if previous else None,
+            save_weights_to=self._weights_path(trial.trial_id) if self.space.search.strategy == "hyperband" else None,
+        )
 
-    def on_epoch_end(self, trial, model, epoch, logs=None):
-        logs = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
-        self._curves[-1].append(logs)
-        self.observer.epoch_end(trial.trial_id, len(self._curves) - 1, epoch, logs)
-        super().on_epoch_end(trial, model, epoch, logs)
+    def _weights_path(self, trial_id: str) -> Path:
+        return Path(self.get_trial_dir(trial_id)) / "best.weights.h5"
 
-    def _summarise(self, seconds: float) -> dict:
+    def _run_in_process(self, trial, job: TrialJob):
+        """Start the trial's process and relay its events until it reports done or dies."""
+        events = self.context.Queue()
+        process = self.context.Process(target=run_trial_process, args=(job, events), name=f"trial-{trial.trial_id}")
+        curves: list[list[dict]] = []
+        costs: dict = {}
+        summary = ""
+        process.start()
+        try:
+            while True:
+                try:
+                    kind, *payload = events.get(timeout=1.0)
+                except queue.Empty:
+                    if not process.is_alive():
+                        raise kt.errors.FailedTrialError(f"trial process died (exit code {process.exitcode})") from None
+                    continue
+                if kind == "built":
+                    costs, summary = payload
+                elif kind == "epoch":
+                    execution, epoch, logs = payload
+                    while len(curves) <= execution:
+                        curves.append([])
+                    curves[execution].append(logs)
+                    self.observer.epoch_end(trial.trial_id, execution, epoch, logs)
+                elif kind == "error":
+                    raise kt.errors.FailedTrialError(payload[0])
+                elif kind == "done":
+                    return curves, costs, summary
+                else:
+                    raise RuntimeError(f"unexpected event {kind!r} from the trial process")
+        finally:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+            events.close()
+
+    def _summarise(self, curves: list[list[dict]], costs: dict, seconds: float) -> dict:
         objective = self.oracle.objective
-        last = [curve[-1] for curve in self._curves]
-        metrics = dict(self._costs)
+        metrics = dict(costs)
         metrics["train_seconds"] = seconds
-        metrics["epochs_run"] = len(self._curves[0])
-        direction = max if objective.direction == "max" else min
-        bests = [direction(logs[objective.name] for logs in curve if objective.name in logs) for curve in self._curves]
+        metrics["epochs_run"] = len(curves[0])
+        bests = [_best_epoch(curve, objective)[objective.name] for curve in curves]
         metrics[f"best_{objective.name}"] = sum(bests) / len(bests)
+        last = [curve[-1] for curve in curves]
         if len(last) > 1:
             for key in last[0]:
                 mean = sum(logs[key] for logs in last) / len(last)
@@ -111,24 +161,24 @@ class TrackedTuner(kt.Tuner):
         return metrics
 
 
-def _summary_text(model: keras.Model) -> str:
-    lines: list[str] = []
-    model.summary(print_fn=lambda line, *_, **__: lines.append(line), line_length=110)
-    return "\n".join(lines)
+def _best_epoch(curve: list[dict], objective: kt.Objective) -> dict:
+    """The epoch's logs with the best objective value (what KerasTuner scores a trial by)."""
+    key = (lambda logs: logs[objective.name]) if objective.direction == "max" else (lambda logs: -logs[objective.name])
+    return max(curve, key=key)
 
 
 def _mean_curve(curves: list[list[dict]]) -> list[dict]:
     """Per-epoch means over executions (executions stopped early contribute the epochs they ran)."""
-    length = max(len(curve) for curve in curves)
     mean = []
-    for epoch in range(length):
+    for epoch in range(max(len(curve) for curve in curves)):
         present = [curve[epoch] for curve in curves if epoch < len(curve)]
-        keys = present[0].keys()
-        mean.append({k: sum(logs[k] for logs in present) / len(present) for k in keys})
+        mean.append({k: sum(logs[k] for logs in present) / len(present) for k in present[0]})
     return mean
 
 
 def _refuse_non_finite(curves: list[list[dict]]) -> None:
+    if not curves or not all(curves):
+        raise kt.errors.FailedTrialError("the trial process reported no finished epoch")
     for curve in curves:
         for epoch, logs in enumerate(curve, start=1):
             loss = logs.get("loss", 0.0)

@@ -1,0 +1,87 @@
+"""Memory across a long search: resident set size after trial 30 / after trial 5 (goal <= 1.10).
+
+Runs a real 30-trial grid search (ResNet-8 on 300 embedded digits at 8x8, one epoch each) into a
+temporary MLflow store, reading RSS from /proc after every trial. Prints the figures and appends them
+to benchmarks/RESULTS.md with the machine and library versions.
+
+    uv run python benchmarks/memory.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+from search.provenance import library_versions  # noqa: E402
+from search.runner import run_search  # noqa: E402
+from search.spacefile import load_space  # noqa: E402
+from search.tuner import TrialObserver  # noqa: E402
+
+TRIALS = 30
+SPACE = f"""\
+name: memory_benchmark
+dataset: {{name: digits, input_size: 8, subset: 300}}
+model: {{family: resnet, depth: 8, width: 0.5}}
+training:
+  learning_rate: {[round(0.01 + 0.002 * i, 4) for i in range(TRIALS)]}
+  batch_size: 32
+  epochs: 1
+search: {{strategy: grid, seed: 1}}
+"""
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+class RssRecorder(TrialObserver):
+    def __init__(self):
+        self.after_trial: list[float] = []
+
+    def trial_end(self, trial_id, status, metrics):
+        self.after_trial.append(rss_mib())
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        space_path = Path(folder) / "space.yaml"
+        space_path.write_text(SPACE)
+        recorder = RssRecorder()
+        started = time.perf_counter()
+        run_search(
+            load_space(space_path),
+            space_path,
+            tracking_uri=f"sqlite:///{folder}/mlflow.db",
+            tuner_dir=Path(folder) / "tuner",
+            observer=recorder,
+        )
+        seconds = time.perf_counter() - started
+    rss = recorder.after_trial
+    assert len(rss) == TRIALS, f"expected {TRIALS} trials, got {len(rss)}"
+    ratio = rss[-1] / rss[4]
+    line = (
+        f"| memory | {time.strftime('%Y-%m-%d')} | RSS after trial 5: {rss[4]:.0f} MiB, after trial 30: {rss[-1]:.0f} MiB, "
+        f"ratio {ratio:.3f} (goal <= 1.10) | {TRIALS} trials in {seconds:.0f} s | {os.cpu_count()} CPUs, "
+        f"tensorflow {library_versions()['tensorflow']}, keras-tuner {library_versions()['keras-tuner']} |"
+    )
+    print("RSS per trial (MiB):", " ".join(f"{v:.0f}" for v in rss))
+    print(line)
+    results = Path(__file__).with_name("RESULTS.md")
+    if not results.exists():
+        results.write_text("# Benchmark results\n\n| benchmark | date | figures | run | machine |\n|---|---|---|---|---|\n")
+    with results.open("a") as out:
+        out.write(line + "\n")
+    sys.exit(0 if ratio <= 1.10 else 1)
+
+
+if __name__ == "__main__":
+    main()
