@@ -4,7 +4,6 @@ so `--help`, `validate` and `schema` answer without loading TensorFlow."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -45,20 +44,9 @@ def _load(path: Path):
 
 
 def _quiet_tensorflow() -> None:
-    """Import TensorFlow with its start-up chatter (printed by C++ before any log setting applies)
-    sent to /dev/null; Python-level errors still surface."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow as tf
+    from search.quiet import import_tensorflow_quietly
 
-        tf.config.list_physical_devices()  # the CUDA probe logs here, not at import
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    import_tensorflow_quietly()
 
 
 @app.command()

@@ -52,4 +52,6 @@ def provenance_tags(space_path: Path, seed: int) -> dict[str, str]:
         "hardware": f"{platform.machine()} {os.cpu_count()} cpus, {platform.system()} {platform.release()}",
     }
     tags |= {f"version.{name}": version for name, version in library_versions().items()}
+    # MLflow's own source tags, so the UI's "Source" and "Version" columns say what ran.
+    tags |= {"mlflow.source.name": str(space_path), "mlflow.source.type": "LOCAL", "mlflow.source.git.commit": tags["git_commit"]}
     return tags

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
-import keras_tuner as kt
-import tensorflow as tf  # noqa: F401 - imported here so that the fork server pays for it once
+from search.quiet import import_tensorflow_quietly, stderr_silenced
+
+tf = import_tensorflow_quietly()  # here, so that the fork server pays for it once
+
+import keras  # noqa: E402
+import keras_tuner as kt  # noqa: E402
 
 from search.costs import model_costs
-from search.data import Data
-from search.hypermodel import SpaceHyperModel
-from search.space import Space
+from search.data import Data  # noqa: E402
+from search.hypermodel import SpaceHyperModel  # noqa: E402
+from search.space import Space  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -52,18 +56,20 @@ def process_context() -> multiprocessing.context.BaseContext:
 
 def run_trial_process(job: TrialJob, events) -> None:
     """Entry point of the trial process: sends ("built", costs, summary), ("epoch", execution, epoch,
-    logs)..., then ("done",) or ("error", reason, traceback)."""
+    logs)..., then ("done", seconds spent in fit) or ("error", reason, traceback)."""
     try:
-        _run(job, events)
-        events.put(("done",))
+        events.put(("done", _run(job, events)))
     except BaseException as error:  # reported to the parent, which records it and decides
         events.put(("error", f"{type(error).__name__}: {error}", traceback.format_exc()))
 
 
-def _run(job: TrialJob, events) -> None:
+def _run(job: TrialJob, events) -> float:
+    with stderr_silenced():  # each process probes for CUDA on its first op
+        tf.constant(0)
     tf.config.experimental.enable_op_determinism()
     hypermodel = SpaceHyperModel(job.space, Data.load(job.data_path))
     max_params = job.space.search.max_params
+    fit_seconds = 0.0
     for execution in range(job.executions):
         keras.utils.set_random_seed(job.seed + execution)
         model = hypermodel.build(job.hyperparameters)
@@ -77,8 +83,11 @@ def _run(job: TrialJob, events) -> None:
         callbacks = [EpochReporter(events, execution)]
         if job.save_weights_to is not None:
             callbacks.append(SaveBest(job.space.search.objective, job.save_weights_to))
+        started = time.perf_counter()
         hypermodel.fit(job.hyperparameters, model, callbacks=callbacks, epochs=job.epochs, initial_epoch=job.initial_epoch)
+        fit_seconds += time.perf_counter() - started
         keras.backend.clear_session()
+    return fit_seconds
 
 
 class EpochReporter(keras.callbacks.Callback):

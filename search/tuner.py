@@ -75,17 +75,17 @@ class TrackedTuner(base_tuner.BaseTuner):
         self.observer.trial_begin(trial.trial_id, values)
         started = time.perf_counter()
         try:
-            curves, costs, summary = self._run_in_process(trial, self._job(trial))
+            curves, costs, summary, fit_seconds = self._run_in_process(trial, self._job(trial))
             if summary:
                 self.tracker.log_text(run_id, summary, "model_summary.txt")
             _refuse_non_finite(curves)
         except BaseException as error:
-            status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
-            reason = str(error) if isinstance(error, kt.errors.FailedTrialError) else f"{type(error).__name__}: {error}"
+            status, reason = _status_and_reason(error)
             self.tracker.end_run(run_id, status, reason=reason)
             self.observer.trial_end(trial.trial_id, status, {})
             raise
-        metrics = self._summarise(curves, costs, time.perf_counter() - started)
+        metrics = self._summarise(curves, costs)
+        metrics |= {"train_seconds": fit_seconds, "trial_seconds": time.perf_counter() - started}
         self.tracker.log_curves(run_id, _mean_curve(curves), first_step=hp.values.get("tuner/initial_epoch", 0) + 1)
         self.tracker.log_metrics(run_id, metrics)
         self.tracker.end_run(run_id, "FINISHED")
@@ -137,7 +137,7 @@ class TrackedTuner(base_tuner.BaseTuner):
                 elif kind == "error":
                     raise kt.errors.FailedTrialError(payload[0])
                 elif kind == "done":
-                    return curves, costs, summary
+                    return curves, costs, summary, payload[0]
                 else:
                     raise RuntimeError(f"unexpected event {kind!r} from the trial process")
         finally:
@@ -146,10 +146,9 @@ class TrackedTuner(base_tuner.BaseTuner):
             process.join()
             events.close()
 
-    def _summarise(self, curves: list[list[dict]], costs: dict, seconds: float) -> dict:
+    def _summarise(self, curves: list[list[dict]], costs: dict) -> dict:
         objective = self.oracle.objective
         metrics = dict(costs)
-        metrics["train_seconds"] = seconds
         metrics["epochs_run"] = len(curves[0])
         bests = [_best_epoch(curve, objective)[objective.name] for curve in curves]
         metrics[f"best_{objective.name}"] = sum(bests) / len(bests)
@@ -159,6 +158,14 @@ class TrackedTuner(base_tuner.BaseTuner):
                 mean = sum(logs[key] for logs in last) / len(last)
                 metrics[f"{key}_std"] = math.sqrt(sum((logs[key] - mean) ** 2 for logs in last) / (len(last) - 1))
         return metrics
+
+
+def _status_and_reason(error: BaseException) -> tuple[str, str]:
+    if isinstance(error, KeyboardInterrupt):
+        return "KILLED", "interrupted (Ctrl-C)"
+    if isinstance(error, kt.errors.FailedTrialError):
+        return "FAILED", str(error)
+    return "FAILED", f"{type(error).__name__}: {error}"
 
 
 def _best_epoch(curve: list[dict], objective: kt.Objective) -> dict:
