@@ -1,0 +1,1 @@
+"""archsearch: architecture search and experiment tracking for CNN design questions."""

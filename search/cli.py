@@ -44,8 +44,11 @@ def _load(path: Path):
 
 
 def _quiet_tensorflow() -> None:
+    import os
+
     from search.quiet import import_tensorflow_quietly
 
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # keep MLflow's table-creation notes off the display
     import_tensorflow_quietly()
 
 

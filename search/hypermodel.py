@@ -57,7 +57,7 @@ class SpaceHyperModel(kt.HyperModel):
         )
         return model
 
-    def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, callbacks=(), epochs=None, initial_epoch=0, **kwargs):
+    def fit(self, hp: kt.HyperParameters, model: keras.Model, *, callbacks=(), epochs=None, initial_epoch=0):
         training = self.space.training
         seed = self.space.search.seed
         batch_size = hp.values["batch_size"]

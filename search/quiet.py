@@ -23,7 +23,6 @@ def import_tensorflow_quietly():
     """Import TensorFlow and probe its devices (where the CUDA probe logs) with stderr silenced;
     Python-level errors still surface as exceptions."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     with stderr_silenced():
         import tensorflow as tf
 
