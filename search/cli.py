@@ -106,8 +106,8 @@ def run(
 
     from search.data import DataError
     from search.progress import RichProgress
-    from search.report import ranking
     from search.runner import run_search
+    from search.tables import compare, ranking_frame, trials_frame
 
     console = Console()
     training = space.training
@@ -122,8 +122,8 @@ def run(
         _fail("interrupted; the running trial and the search were marked KILLED in MLflow", code=130)
     except RuntimeError as error:
         _fail(f"search stopped: {str(error).splitlines()[0]}", code=1)
-    table = ranking(result.trials, space.search.objective, list(space.varying_axes()))
-    console.print(_rich_table(table, title=f"trials ranked by {space.search.objective}"))
+    comparison = compare(trials_frame(result.trials), rows=list(space.varying_axes()))
+    console.print(_rich_table(ranking_frame(comparison), title=f"candidates ranked by {comparison.metric} (* best)"))
     console.print(f"MLflow experiment {space.experiment!r} (id {result.experiment_id}), parent run {result.parent_id}")
     console.print(f"open in the MLflow UI: {_ui_hint(result.tracking_uri, result.experiment_id, result.parent_id)}")
 
@@ -131,7 +131,116 @@ def run(
 def _ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-    return f"mlflow ui --backend-store-uri '{uri}'   (then http://127.0.0.1:5000)"
+    return f"archsearch ui --tracking-uri '{uri}'"
+
+
+ExperimentsArg = Annotated[list[str], typer.Argument(help="MLflow experiment name(s); several go into one table.", show_default=False)]
+RowsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--rows", help="Axes to group by, comma-separated (default: every axis that varied).", show_default=False),
+]
+ColsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--cols", help="Axes to spread across columns (Markdown, LaTeX, HTML), e.g. --rows depth --cols residual.", show_default=False),
+]
+MetricOpt = Annotated[
+    Optional[str], typer.Option(help="Metric to compare (default: best_<objective> of the searches).", show_default=False)
+]
+WhereOpt = Annotated[
+    Optional[str], typer.Option(help="Keep trials matching a filter over axis/metric columns, e.g. \"bn = 'pre' and depth >= 32\".", show_default=False)
+]
+SUFFIX_FORMATS = {".md": "markdown", ".tex": "latex", ".csv": "csv", ".html": "html", ".json": "json"}
+
+
+def _names(values: list[str] | None) -> list[str]:
+    return [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
+
+
+@app.command("compare")
+def compare_command(
+    experiments: ExperimentsArg,
+    rows: RowsOpt = None,
+    cols: ColsOpt = None,
+    metric: MetricOpt = None,
+    where: WhereOpt = None,
+    top: Annotated[Optional[int], typer.Option(help="Keep the K best groups.", min=1, show_default=False)] = None,
+    fmt: Annotated[
+        Optional[str],
+        typer.Option("--format", help="markdown, latex, csv, html or json (default: from --out's suffix, else markdown).", show_default=False),
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.", show_default=False)] = None,
+    tracking_uri: TrackingOpt = None,
+):
+    """Compare trials grouped by axis values: mean ± std over repeats, n, failed trials, costs; best marked."""
+    from search.report import load_comparison
+    from search.tables import FORMATS, TableError, render
+    from search.tracking import TrackingError
+
+    fmt = fmt or SUFFIX_FORMATS.get(out.suffix if out else "", "markdown")
+    if fmt not in FORMATS:
+        _fail(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
+    try:
+        comparison, _ = load_comparison(
+            tracking_uri, experiments, rows=_names(rows) or None, cols=_names(cols), metric=metric, where=where, top=top
+        )
+        text = render(comparison, fmt, _names(cols) or None)
+    except (TableError, TrackingError) as error:
+        _fail(str(error))
+    if out:
+        out.write_text(text)
+        typer.echo(f"wrote {out}", err=True)
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command()
+def report(
+    experiments: ExperimentsArg,
+    out: Annotated[Path, typer.Option(help="Folder to write the report into.")] = Path("report"),
+    rows: RowsOpt = None,
+    cols: ColsOpt = None,
+    metric: MetricOpt = None,
+    where: WhereOpt = None,
+    log: Annotated[bool, typer.Option(help="Also log the report to the latest search's parent run in MLflow.")] = True,
+    tracking_uri: TrackingOpt = None,
+):
+    """Write tables (every format), figures (PNG + SVG) and index.md / index.html for a report."""
+    from search.report import write_report
+    from search.tables import TableError
+    from search.tracking import TrackingError
+
+    try:
+        written = write_report(
+            tracking_uri, experiments, out, rows=_names(rows) or None, cols=_names(cols) or None, metric=metric, where=where, log_to_mlflow=log
+        )
+    except (TableError, TrackingError) as error:
+        _fail(str(error))
+    typer.echo(f"wrote {len(written)} files to {out}/ (open {out / 'index.html'})")
+
+
+@app.command()
+def ui(
+    tracking_uri: TrackingOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps the UI on this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 5000,
+):
+    """Start the MLflow UI on the project's store (./mlruns by default) and print its URL; Ctrl-C stops it."""
+    import subprocess
+    import sys
+
+    from search.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        _fail(f"{uri} is already a tracking server: open it in a browser")
+    typer.echo(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl-C to stop)")
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    process = subprocess.Popen(command)
+    try:
+        raise typer.Exit(process.wait())
+    except KeyboardInterrupt:
+        process.terminate()
+        process.wait()
 
 
 def _rich_table(frame, title: str):
@@ -155,5 +264,5 @@ def _cell(value) -> str:
     return str(value)
 
 
-def main():  # pragma: no cover - console-script entry
+if __name__ == "__main__":
     app()

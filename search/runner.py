@@ -17,7 +17,7 @@ from search.data import load_data
 from search.provenance import provenance_tags
 from search.space import Space
 from search.strategies import make_tuner, planned_trials
-from search.tracking import Tracker, resolve_tracking_uri
+from search.tracking import ROLE_TAG, Tracker, resolve_tracking_uri
 from search.tuner import TrialObserver
 
 DEFAULT_TUNER_DIR = Path("mlruns") / "tuner"
@@ -50,7 +50,7 @@ def run_search(
     tracker = Tracker(resolve_tracking_uri(tracking_uri), space.experiment)
     tags = provenance_tags(space_path, seed)
     params = space.settings() | data.describe()
-    parent_id = tracker.start_run(space.name, params=params, tags=tags | {"archsearch.role": "search"})
+    parent_id = tracker.start_run(space.name, params=params, tags=tags | {ROLE_TAG: "search"})
     tracker.log_text(parent_id, resolved_space_yaml(space), "space.yaml")
     observer = observer or TrialObserver()
     started = time.perf_counter()
@@ -65,7 +65,12 @@ def run_search(
             tracker=tracker,
             parent_id=parent_id,
             run_params=params,
-            run_tags=tags | {"archsearch.role": "trial"},
+            run_tags=tags
+            | {
+                ROLE_TAG: "trial",
+                "archsearch.axes": ",".join(space.axes()),
+                "archsearch.varying": ",".join(space.varying_axes()),
+            },
             observer=observer,
         )
         data.save(data_path)  # after the tuner has (re)created its folder

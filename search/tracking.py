@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 DEFAULT_STORE = Path("mlruns")
 PARENT_TAG = "mlflow.parentRunId"
+ROLE_TAG = "archsearch.role"  # "search" on parent runs, "trial" on nested ones
 # Without this tag MLflow 3's UI opens an experiment on its GenAI (traces) page, not the runs table.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 MAX_PARAM_LENGTH = 6000
@@ -106,6 +107,27 @@ class Tracker:
         return runs_frame(self.client, [self.experiment_id], filter_string)
 
 
+class TrackingError(LookupError):
+    """What was asked of the store is not in it (an unknown experiment, no trials)."""
+
+
+def load_trials(tracking_uri: str, experiments: list[str]) -> pd.DataFrame:
+    """Every trial run of the named experiments, with an `experiment` column (the name)."""
+    client = MlflowClient(tracking_uri)
+    frames = []
+    for name in experiments:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
+            raise TrackingError(f"no experiment {name!r} in {tracking_uri}; known: {known}")
+        frame = runs_frame(client, [found.experiment_id], f"tags.`{ROLE_TAG}` = 'trial'")
+        frames.append(frame.assign(experiment=name))
+    trials = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if trials.empty:
+        raise TrackingError(f"no trial runs in experiment(s) {', '.join(experiments)}")
+    return trials
+
+
 def runs_frame(client: MlflowClient, experiment_ids: list[str], filter_string: str = "") -> pd.DataFrame:
     rows, token = [], None
     while True:
@@ -127,8 +149,20 @@ def runs_frame(client: MlflowClient, experiment_ids: list[str], filter_string: s
             return pd.DataFrame(rows)
 
 
-def metric_history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
-    return [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+def metric_histories(tracking_uri: str, run_ids: list[str], keys: tuple[str, ...]) -> pd.DataFrame:
+    """Per-epoch values of `keys` for each run, long form: run_id, key, step, value."""
+    client = MlflowClient(tracking_uri)
+    rows = [
+        (run_id, key, metric.step, metric.value)
+        for run_id in run_ids
+        for key in keys
+        for metric in client.get_metric_history(run_id, key)
+    ]
+    return pd.DataFrame(rows, columns=["run_id", "key", "step", "value"])
+
+
+def log_folder(tracking_uri: str, run_id: str, folder: Path, artifact_path: str) -> None:
+    MlflowClient(tracking_uri).log_artifacts(run_id, str(folder), artifact_path)
 
 
 def _param_text(value) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import queue
+import statistics
 import time
 from pathlib import Path
 
@@ -147,16 +148,17 @@ class TrackedTuner(base_tuner.BaseTuner):
             events.close()
 
     def _summarise(self, curves: list[list[dict]], costs: dict) -> dict:
+        """Costs, the objective's best epoch (mean over executions) and, with several executions, the
+        spread of every final value as `<name>_std`."""
         objective = self.oracle.objective
+        best_key = f"best_{objective.name}"
+        finals = [curve[-1] | {best_key: _best_epoch(curve, objective)[objective.name]} for curve in curves]
         metrics = dict(costs)
         metrics["epochs_run"] = len(curves[0])
-        bests = [_best_epoch(curve, objective)[objective.name] for curve in curves]
-        metrics[f"best_{objective.name}"] = sum(bests) / len(bests)
-        last = [curve[-1] for curve in curves]
-        if len(last) > 1:
-            for key in last[0]:
-                mean = sum(logs[key] for logs in last) / len(last)
-                metrics[f"{key}_std"] = math.sqrt(sum((logs[key] - mean) ** 2 for logs in last) / (len(last) - 1))
+        metrics[best_key] = statistics.fmean(final[best_key] for final in finals)
+        if len(finals) > 1:
+            for key in finals[0]:
+                metrics[f"{key}_std"] = statistics.stdev(final[key] for final in finals)
         return metrics
 
 

@@ -1,0 +1,112 @@
+"""Comparison figures for reports (matplotlib, no display needed): learning curves, metric by axis with
+error bars over repeats, and metric against cost with the Pareto front. Each returns its Figure, so
+callers save it in the formats they want and tests can count its series."""
+
+from __future__ import annotations
+
+import itertools
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a window
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from search.tables import Comparison  # noqa: E402
+
+STYLES = ("-", "--", ":", "-.")
+
+
+def _label(keys: list[str], values) -> str:
+    values = values if isinstance(values, tuple) else (values,)
+    return ", ".join(f"{k}={v}" for k, v in zip(keys, values)) or "all trials"
+
+
+def learning_curves(curves: pd.DataFrame, trials: pd.DataFrame, keys: list[str]) -> Figure:
+    """Training and validation error (1 - accuracy) per epoch, one line per group (mean over its
+    repeats): colour by the first key, line style by the second, as in He et al.'s Fig. 6."""
+    figure, (train_ax, val_ax) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    merged = curves.merge(trials[["run_id", *keys]], on="run_id")
+    first = sorted(trials[keys[0]].dropna().unique(), key=str) if keys else [None]
+    colours = dict(zip(first, itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])))
+    second = sorted(trials[keys[1]].dropna().unique(), key=str) if len(keys) > 1 else [None]
+    styles = dict(zip(second, itertools.cycle(STYLES)))
+    groups = merged.groupby(keys, sort=True) if keys else [((), merged)]
+    for group_values, group in groups:
+        values = group_values if isinstance(group_values, tuple) else (group_values,)
+        style = {
+            "color": colours[values[0]] if keys else None,
+            "linestyle": styles[values[1]] if len(keys) > 1 else "-",
+            "label": _label(keys, values),
+        }
+        for axis, metric in ((train_ax, "accuracy"), (val_ax, "val_accuracy")):
+            mean = group[group["key"] == metric].groupby("step")["value"].mean()
+            if not mean.empty:
+                axis.plot(mean.index, 1 - mean.to_numpy(), **style)
+    for axis, title in ((train_ax, "training error"), (val_ax, "validation error")):
+        axis.set_title(title)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+    train_ax.set_ylabel("error (1 - accuracy)")
+    train_ax.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def metric_by_axis(comparison: Comparison) -> Figure:
+    """The metric against the first grouping key (numeric keys on a numeric axis), one series per
+    combination of the other keys, error bars = std over repeats."""
+    table, keys = comparison.table, comparison.keys
+    figure, axis = plt.subplots(figsize=(6.5, 4.2))
+    x_key, series_keys = (keys[0], keys[1:]) if keys else (None, [])
+    numeric_x = x_key is not None and pd.api.types.is_numeric_dtype(table[x_key])
+    categories = sorted(table[x_key].unique(), key=lambda v: (str(type(v)), v)) if x_key else [0]
+    groups = table.groupby(series_keys, sort=True) if series_keys else [((), table)]
+    for values, group in groups:
+        group = group.sort_values(x_key) if x_key else group
+        xs = group[x_key].to_numpy() if numeric_x else [categories.index(v) for v in group[x_key]] if x_key else [0]
+        axis.errorbar(xs, group["mean"], yerr=group["std"].fillna(0), marker="o", capsize=3, label=_label(series_keys, values))
+    if x_key and not numeric_x:
+        axis.set_xticks(range(len(categories)), [str(c) for c in categories])
+    axis.set_xlabel(x_key or "")
+    axis.set_ylabel(f"{comparison.metric} (mean ± std)")
+    axis.grid(alpha=0.3)
+    if series_keys:
+        axis.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def pareto_front(costs: np.ndarray, scores: np.ndarray, maximise: bool) -> np.ndarray:
+    """Indices of the points no other point beats on both cost (lower) and score, by increasing cost."""
+    sign = 1 if maximise else -1
+    order = np.lexsort((-sign * scores, costs))
+    front, best = [], -np.inf
+    for index in order:
+        if sign * scores[index] > best:
+            front.append(index)
+            best = sign * scores[index]
+    return np.array(front, dtype=int)
+
+
+def metric_vs_cost(comparison: Comparison) -> Figure:
+    """The metric against parameters and against FLOPs, each group a point, the Pareto front a line."""
+    table = comparison.table.dropna(subset=["mean"])
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for axis, cost in zip(axes, ("params", "flops")):
+        costs, scores = table[cost].to_numpy(dtype=float), table["mean"].to_numpy(dtype=float)
+        axis.scatter(costs, scores, color="tab:blue", label="groups")
+        for x, y, label in zip(costs, scores, (_label(comparison.keys, tuple(r)) for r in table[comparison.keys].itertuples(index=False))):
+            axis.annotate(label, (x, y), fontsize=6, alpha=0.7, xytext=(3, 3), textcoords="offset points")
+        front = pareto_front(costs, scores, comparison.maximise)
+        axis.plot(costs[front], scores[front], color="tab:red", marker="o", label="Pareto front")
+        axis.set_xscale("log")
+        axis.set_xlabel(cost)
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel(comparison.metric)
+    axes[0].legend(fontsize="small")
+    figure.tight_layout()
+    return figure

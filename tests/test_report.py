@@ -1,0 +1,172 @@
+"""`compare`, `report` and `ui` against a real MLflow store filled by real tiny searches."""
+
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+from mlflow.tracking import MlflowClient
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import TINY_SPACE, write
+from search import figures
+from search.cli import app
+from search.report import load_comparison
+from search.tracking import PARENT_TAG, metric_histories
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Experiment `tiny`: the 2-candidate search with seeds 7 and 8; experiment `tiny_b`: seed 7 again."""
+    root = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    for seed, experiment in ((7, "tiny"), (8, "tiny"), (7, "tiny_b")):
+        text = TINY_SPACE.replace("seed: 7", f"seed: {seed}").replace("experiment: tiny", f"experiment: {experiment}")
+        space = write(root / f"{experiment}_{seed}.yaml", text)
+        result = runner.invoke(app, ["run", str(space), "--tracking-uri", uri, "--tuner-dir", str(root / "tuner")])
+        assert result.exit_code == 0, result.output
+        assert "candidates ranked by best_val_accuracy" in result.output
+    return root, uri
+
+
+def logged(uri, experiment):
+    client = MlflowClient(uri)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    return [r for r in client.search_runs([experiment_id]) if PARENT_TAG in r.data.tags]
+
+
+def compare_json(uri, *args):
+    result = runner.invoke(app, ["compare", *args, "--tracking-uri", uri, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_compare_aggregates_exactly_what_was_logged_over_seeds(store):
+    _, uri = store
+    data = compare_json(uri, "tiny")
+    assert data["metric"] == "best_val_accuracy"
+    runs = logged(uri, "tiny")
+    assert len(runs) == 4
+    for group in data["groups"]:
+        values = [r.data.metrics["best_val_accuracy"] for r in runs if r.data.params["residual"] == group["residual"]]
+        assert group["n"] == 2 == len(values) and group["failed"] == 0
+        assert group["mean"] == pytest.approx(statistics.fmean(values), abs=1e-9)
+        assert group["std"] == pytest.approx(statistics.stdev(values), abs=1e-9)
+        params = {r.data.metrics["params"] for r in runs if r.data.params["residual"] == group["residual"]}
+        assert group["params"] == params.pop()
+    best = max(data["groups"], key=lambda g: g["mean"])
+    assert best["best"] and sum(g["best"] for g in data["groups"]) == 1
+
+
+def test_compare_filters_selects_metric_and_joins_experiments(store):
+    _, uri = store
+    data = compare_json(uri, "tiny", "--where", "residual = 'True'", "--metric", "loss")
+    assert [g["residual"] for g in data["groups"]] == ["True"] and data["metric"] == "loss" and not data["maximise"]
+    joined = compare_json(uri, "tiny", "tiny_b")
+    assert {(g["experiment"], g["n"]) for g in joined["groups"]} == {("tiny", 2), ("tiny_b", 1)}
+    top = compare_json(uri, "tiny", "tiny_b", "--top", "1")
+    assert len(top["groups"]) == 1
+
+
+def test_compare_writes_formats_by_suffix_and_pivots(store, tmp_path):
+    _, uri = store
+    out = tmp_path / "table.tex"
+    result = runner.invoke(app, ["compare", "tiny", "tiny_b", "--cols", "residual", "--tracking-uri", uri, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert text.startswith(r"\begin{tabular}") and "residual=False & residual=True" in text
+    assert text.count(r"\\") == 3  # header + one row per experiment
+
+
+def test_compare_bad_requests_exit_2(store):
+    _, uri = store
+    for args, fragment in (
+        (["nope"], "no experiment 'nope'"),
+        (["tiny", "--rows", "width2"], "no column 'width2'"),
+        (["tiny", "--where", "depth >"], "--where"),
+        (["tiny", "--format", "docx"], "choose from"),
+    ):
+        result = runner.invoke(app, ["compare", *args, "--tracking-uri", uri])
+        assert result.exit_code == 2 and fragment in result.output and "Traceback" not in result.output
+
+
+def test_report_writes_tables_figures_and_indexes_and_logs_them(store, tmp_path):
+    _, uri = store
+    out = tmp_path / "report"
+    result = runner.invoke(app, ["report", "tiny", "--out", str(out), "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    for name in ("learning_curves", "metric_by_axis", "metric_vs_cost"):
+        with Image.open(out / f"{name}.png") as image:
+            assert image.size[0] > 500 and image.size[1] > 300
+        assert ElementTree.parse(out / f"{name}.svg").getroot().tag.endswith("svg")
+    for name in ("comparison.md", "comparison.tex", "comparison.csv", "comparison.html", "comparison.json", "index.md", "index.html"):
+        assert (out / name).stat().st_size > 0, name
+    assert "![learning_curves](learning_curves.png)" in (out / "index.md").read_text()
+    assert "<img src='metric_vs_cost.svg'" in (out / "index.html").read_text()
+    client = MlflowClient(uri)
+    parents = [r for r in client.search_runs([client.get_experiment_by_name("tiny").experiment_id]) if PARENT_TAG not in r.data.tags]
+    latest = max(parents, key=lambda r: r.info.start_time)
+    logged_files = {a.path for a in client.list_artifacts(latest.info.run_id, "report")}
+    assert "report/learning_curves.png" in logged_files and "report/index.html" in logged_files
+
+
+def test_figures_draw_one_series_per_group(store):
+    _, uri = store
+    comparison, trials = load_comparison(uri, ["tiny"])
+    curves = metric_histories(uri, trials["run_id"].tolist(), ("accuracy", "val_accuracy"))
+    assert len(curves) == 4 * 2 * 2  # runs x metrics x epochs
+    figure = figures.learning_curves(curves, trials, comparison.keys)
+    assert [len(axis.get_lines()) for axis in figure.axes] == [2, 2]
+    first_line = figure.axes[0].get_lines()[0]
+    assert len(first_line.get_xdata()) == 2
+    by_axis = figures.metric_by_axis(comparison)
+    assert len(by_axis.axes[0].containers) == 1  # one error-bar series (residual on x, nothing else varies)
+    vs_cost = figures.metric_vs_cost(comparison)
+    assert [len(axis.collections) for axis in vs_cost.axes] == [1, 1]
+    assert [len(axis.get_lines()) for axis in vs_cost.axes] == [1, 1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ui_serves_the_store_on_loopback(store):
+    _, uri = store
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "search.cli", "ui", "--tracking-uri", uri, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert f"http://127.0.0.1:{port}" in process.stdout.readline()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search",
+            data=json.dumps({"max_results": 10}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    names = {e["name"] for e in json.load(response)["experiments"]}
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the UI did not answer within 60 s"
+                assert process.poll() is None, "the UI exited"
+                time.sleep(0.5)
+        assert {"tiny", "tiny_b"} <= names
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

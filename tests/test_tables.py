@@ -1,0 +1,134 @@
+"""Comparison tables from known trial values: the aggregates and every output format."""
+
+import json
+import math
+import re
+import statistics
+
+import pandas as pd
+import pytest
+
+from search.figures import pareto_front
+from search.tables import TableError, compare, filter_trials, render
+
+
+def trials(rows):
+    frame = pd.DataFrame(rows)
+    frame["run_id"] = [f"r{i}" for i in range(len(frame))]
+    frame["experiment"] = frame.get("experiment", "e")
+    frame["varying"] = "depth,residual"
+    frame["objective"] = "val_accuracy"
+    return frame
+
+
+KNOWN = trials(
+    [
+        {"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.90, "params": 100.0, "flops": 10.0, "train_seconds": 1.0},
+        {"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.94, "params": 100.0, "flops": 10.0, "train_seconds": 3.0},
+        {"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.92, "params": 100.0, "flops": 10.0, "train_seconds": 2.0},
+        {"depth": 56, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.97, "params": 300.0, "flops": 30.0, "train_seconds": 6.0},
+        {"depth": 56, "residual": "True", "status": "FAILED", "best_val_accuracy": math.nan, "params": math.nan, "flops": math.nan, "train_seconds": math.nan},
+        {"depth": 56, "residual": "False", "status": "FINISHED", "best_val_accuracy": 0.60, "params": 290.0, "flops": 29.0, "train_seconds": 5.0},
+        {"depth": 20, "residual": "False", "status": "FAILED", "best_val_accuracy": math.nan, "params": math.nan, "flops": math.nan, "train_seconds": math.nan},
+    ]
+)
+
+
+def test_groups_by_varying_axes_with_mean_std_n_and_failures():
+    result = compare(KNOWN)
+    assert result.keys == ["depth", "residual"] and result.metric == "best_val_accuracy"
+    table = result.table.set_index(["depth", "residual"])
+    row = table.loc[(20, "True")]
+    assert row["mean"] == pytest.approx(0.92) and row["std"] == pytest.approx(statistics.stdev([0.90, 0.94, 0.92]))
+    assert row["n"] == 3 and row["failed"] == 0 and row["train_seconds"] == pytest.approx(2.0)
+    assert table.loc[(56, "True"), "n"] == 1 and table.loc[(56, "True"), "failed"] == 1
+    assert math.isnan(table.loc[(56, "True"), "std"])
+    failed_only = table.loc[(20, "False")]
+    assert failed_only["n"] == 0 and failed_only["failed"] == 1 and math.isnan(failed_only["mean"])
+    assert result.table["depth"].tolist()[0] == 56 and bool(result.table.loc[0, "best"])
+    assert result.table["best"].sum() == 1
+    assert result.table["mean"].isna().tolist()[-1], "groups without a finished trial rank last"
+
+
+def test_executions_inside_trials_pool_with_repeats():
+    frame = trials(
+        [
+            {"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.5, "best_val_accuracy_std": 0.1, "executions_per_trial": 2},
+            {"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.8, "best_val_accuracy_std": 0.0, "executions_per_trial": 1},
+        ]
+    )
+    # the executions were 0.5 ± 0.1 over two values: 0.5 - 0.1/sqrt(2)... pooled from sums of squares:
+    values = [0.5 - 0.1 / math.sqrt(2), 0.5 + 0.1 / math.sqrt(2), 0.8]
+    row = compare(frame).table.iloc[0]
+    assert row["n"] == 3
+    assert row["mean"] == pytest.approx(statistics.fmean(values))
+    assert row["std"] == pytest.approx(statistics.stdev(values))
+
+
+def test_loss_metrics_rank_ascending_and_top_k():
+    frame = KNOWN.assign(loss=[0.3, 0.1, 0.2, 0.05, math.nan, 2.0, math.nan])
+    result = compare(frame, metric="loss", top=2)
+    assert not result.maximise and len(result.table) == 2
+    assert result.table["mean"].tolist() == pytest.approx([0.05, 0.2])
+
+
+def test_rows_where_and_errors():
+    assert compare(KNOWN, rows=["residual"]).table.set_index("residual").loc["True", "n"] == 4
+    kept = filter_trials(KNOWN, "depth = 20 and residual == 'True'")
+    assert len(kept) == 3
+    with pytest.raises(TableError, match="columns"):
+        filter_trials(KNOWN, "nosuch = 1")
+    with pytest.raises(TableError, match="no column 'width'"):
+        compare(KNOWN, rows=["width"])
+
+
+def test_several_experiments_become_a_key():
+    frame = pd.concat([KNOWN, KNOWN.assign(experiment="other")], ignore_index=True)
+    assert compare(frame).keys == ["experiment", "depth", "residual"]
+
+
+def test_markdown_marks_the_best_cell_and_pivots():
+    result = compare(KNOWN)
+    text = render(result, "markdown")
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("| depth | residual | best_val_accuracy | n | failed | params")
+    assert lines[2].startswith("| 56 | True | **0.9700** | 1 | 1 | 300 |")
+    assert len(lines) == 2 + 4
+    pivot = render(result, "markdown", cols=["residual"])
+    assert pivot.splitlines()[0] == "| depth | residual=False | residual=True |"
+    assert "0.9200 ± 0.0200 (n=3)" in pivot and "**0.9700 (n=1, 1 failed)**" in pivot
+    assert "- (n=0, 1 failed)" in pivot
+
+
+def is_valid_tabular(latex: str) -> bool:
+    lines = latex.strip().splitlines()
+    match = re.fullmatch(r"\\begin\{tabular\}\{([lcr]+)\}", lines[0])
+    if not match or lines[-1] != r"\end{tabular}":
+        return False
+    columns = len(match.group(1))
+    rows = [line for line in lines[1:-1] if line != r"\hline"]
+    return all(line.endswith(r"\\") and len(re.findall(r"(?<!\\)&", line)) == columns - 1 for line in rows)
+
+
+def test_latex_is_a_valid_tabular_with_escaped_names():
+    latex = render(compare(KNOWN), "latex")
+    assert is_valid_tabular(latex)
+    assert r"best\_val\_accuracy" in latex and r"\textbf{0.9700}" in latex and r"$\pm$" in latex
+    assert is_valid_tabular(render(compare(KNOWN), "latex", cols=["residual"]))
+
+
+def test_csv_json_and_html_carry_the_same_numbers():
+    result = compare(KNOWN)
+    csv = pd.read_csv(__import__("io").StringIO(render(result, "csv")))
+    assert csv["mean"].tolist()[:3] == pytest.approx(result.table["mean"].tolist()[:3])
+    data = json.loads(render(result, "json"))
+    assert data["metric"] == "best_val_accuracy" and data["groups"][0]["best"] is True
+    assert data["groups"][0]["mean"] == pytest.approx(0.97)
+    html = render(result, "html")
+    assert html.count("<tr>") == 5 and "<strong>0.9700</strong>" in html
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    costs = [1.0, 2.0, 3.0, 4.0, 2.5]
+    scores = [0.5, 0.7, 0.6, 0.9, 0.8]
+    assert pareto_front(__import__("numpy").array(costs), __import__("numpy").array(scores), maximise=True).tolist() == [0, 1, 4, 3]
