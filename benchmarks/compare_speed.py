@@ -21,13 +21,13 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from search.provenance import library_versions  # noqa: E402
 from search.report import load_comparison  # noqa: E402
+from search.store import PARENT_TAG, ROLE_TAG  # noqa: E402
 from search.tables import render  # noqa: E402
-from search.tracking import PARENT_TAG, ROLE_TAG  # noqa: E402
 
 SIZES = (2_500, 5_000, 10_000)
 SETTINGS = {

@@ -29,6 +29,24 @@ TrackingOpt = Annotated[
 ]
 
 
+ExperimentsArg = Annotated[list[str], typer.Argument(help="MLflow experiment name(s); several go into one table.", show_default=False)]
+RowsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--rows", help="Axes to group by, comma-separated (default: every axis that varied).", show_default=False),
+]
+ColsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--cols", help="Axes to spread across columns (Markdown, LaTeX, HTML), e.g. --rows depth --cols residual.", show_default=False),
+]
+MetricOpt = Annotated[
+    Optional[str], typer.Option(help="Metric to compare (default: best_<objective> of the searches).", show_default=False)
+]
+WhereOpt = Annotated[
+    Optional[str], typer.Option(help="Keep trials matching a filter over axis/metric columns, e.g. \"bn = 'pre' and depth >= 32\".", show_default=False)
+]
+SUFFIX_FORMATS = {".md": "markdown", ".tex": "latex", ".csv": "csv", ".html": "html", ".json": "json"}
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
@@ -80,8 +98,8 @@ def plan(
     _quiet_tensorflow()
     from rich.console import Console
 
-    from search.planning import plan_candidates
     from search.data import DataError
+    from search.planning import plan_candidates
 
     console = Console()
     try:
@@ -134,24 +152,6 @@ def _ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
     return f"archsearch ui --tracking-uri '{uri}'"
 
 
-ExperimentsArg = Annotated[list[str], typer.Argument(help="MLflow experiment name(s); several go into one table.", show_default=False)]
-RowsOpt = Annotated[
-    Optional[list[str]],
-    typer.Option("--rows", help="Axes to group by, comma-separated (default: every axis that varied).", show_default=False),
-]
-ColsOpt = Annotated[
-    Optional[list[str]],
-    typer.Option("--cols", help="Axes to spread across columns (Markdown, LaTeX, HTML), e.g. --rows depth --cols residual.", show_default=False),
-]
-MetricOpt = Annotated[
-    Optional[str], typer.Option(help="Metric to compare (default: best_<objective> of the searches).", show_default=False)
-]
-WhereOpt = Annotated[
-    Optional[str], typer.Option(help="Keep trials matching a filter over axis/metric columns, e.g. \"bn = 'pre' and depth >= 32\".", show_default=False)
-]
-SUFFIX_FORMATS = {".md": "markdown", ".tex": "latex", ".csv": "csv", ".html": "html", ".json": "json"}
-
-
 def _names(values: list[str] | None) -> list[str]:
     return [name.strip() for value in values or [] for name in value.split(",") if name.strip()]
 
@@ -173,8 +173,8 @@ def compare_command(
 ):
     """Compare trials grouped by axis values: mean ± std over repeats, n, failed trials, costs; best marked."""
     from search.report import load_comparison
+    from search.store import TrackingError
     from search.tables import FORMATS, TableError, render
-    from search.tracking import TrackingError
 
     fmt = fmt or SUFFIX_FORMATS.get(out.suffix if out else "", "markdown")
     if fmt not in FORMATS:
@@ -206,8 +206,8 @@ def report(
 ):
     """Write tables (every format), figures (PNG + SVG) and index.md / index.html for a report."""
     from search.report import write_report
+    from search.store import TrackingError
     from search.tables import TableError
-    from search.tracking import TrackingError
 
     try:
         written = write_report(
@@ -225,22 +225,18 @@ def ui(
     port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 5000,
 ):
     """Start the MLflow UI on the project's store (./mlruns by default) and print its URL; Ctrl-C stops it."""
-    import subprocess
+    import os
     import sys
 
-    from search.tracking import resolve_tracking_uri
+    from search.store import resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
         _fail(f"{uri} is already a tracking server: open it in a browser")
     typer.echo(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl-C to stop)")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    process = subprocess.Popen(command)
-    try:
-        raise typer.Exit(process.wait())
-    except KeyboardInterrupt:
-        process.terminate()
-        process.wait()
+    sys.stdout.flush()
+    # Become the MLflow UI process, so that Ctrl-C and kill reach it (and its workers) directly.
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)])
 
 
 def _rich_table(frame, title: str):

@@ -44,7 +44,7 @@ class Data:
                  num_classes=self.num_classes, fingerprint=self.fingerprint)
 
     @classmethod
-    def load(cls, path: Path) -> "Data":
+    def load(cls, path: Path) -> Data:
         with np.load(path, allow_pickle=False) as arrays:
             return cls(
                 x_train=arrays["x_train"],

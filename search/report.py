@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from search.store import PARENT_TAG, read_trials, resolve_tracking_uri
 from search.tables import Comparison, compare, filter_trials, render, trials_frame
-from search.tracking import PARENT_TAG, load_trials, log_folder, metric_histories, resolve_tracking_uri
 
 TABLE_FILES = {"markdown": "comparison.md", "latex": "comparison.tex", "csv": "comparison.csv", "html": "comparison.html", "json": "comparison.json"}
 
@@ -26,7 +26,7 @@ def load_comparison(
     top: int | None = None,
 ) -> tuple[Comparison, pd.DataFrame]:
     """Read the experiments' trials and compare them; returns the comparison and the trials."""
-    runs = load_trials(resolve_tracking_uri(tracking_uri), experiments)
+    runs = read_trials(resolve_tracking_uri(tracking_uri), experiments)
     trials = trials_frame(runs)
     trials["parent_id"] = runs.get(f"tags.{PARENT_TAG}")
     trials["start_time"] = runs["start_time"]
@@ -50,6 +50,7 @@ def write_report(
     import matplotlib.pyplot as plt
 
     from search import figures
+    from search.tracking import log_folder, metric_histories
 
     uri = resolve_tracking_uri(tracking_uri)
     comparison, trials = load_comparison(uri, experiments, rows=rows, cols=cols, metric=metric, where=where)

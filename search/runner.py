@@ -16,8 +16,9 @@ import yaml
 from search.data import load_data
 from search.provenance import provenance_tags
 from search.space import Space
+from search.store import ROLE_TAG, resolve_tracking_uri
 from search.strategies import make_tuner, planned_trials
-from search.tracking import ROLE_TAG, Tracker, resolve_tracking_uri
+from search.tracking import Tracker
 from search.tuner import TrialObserver
 
 DEFAULT_TUNER_DIR = Path("mlruns") / "tuner"

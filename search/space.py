@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-from search.architectures import VGG_CONFIGS, resnet_layout
+from search.architectures import resnet_layout
 
 T = TypeVar("T")
 

@@ -162,11 +162,11 @@ def display_frame(comparison: Comparison, cols: list[str] | None = None) -> pd.D
             raise TableError(f"--cols {missing} must also be grouping keys ({', '.join(comparison.keys)})")
         rows = [k for k in comparison.keys if k not in cols]
         counts = [f"n={n}" + (f", {f} failed" if f else "") for n, f in zip(table["n"], table["failed"])]
-        frame = table[comparison.keys].astype(str).assign(cell=[f"{c} ({n})" for c, n in zip(cells, counts)])
+        frame = _key_text(table[comparison.keys]).assign(cell=[f"{c} ({n})" for c, n in zip(cells, counts)])
         pivot = frame.pivot_table(index=rows or None, columns=cols, values="cell", aggfunc="first", sort=True).fillna("-")
         pivot.columns = [" / ".join(f"{k}={v}" for k, v in zip(cols, c if isinstance(c, tuple) else (c,))) for c in pivot.columns]
         return pivot.reset_index() if rows else pivot
-    shown = table[comparison.keys].astype(str).copy()
+    shown = _key_text(table[comparison.keys])
     shown[comparison.metric] = cells
     shown["n"] = table["n"].astype(str)
     shown["failed"] = table["failed"].astype(str)
@@ -174,6 +174,19 @@ def display_frame(comparison: Comparison, cols: list[str] | None = None) -> pd.D
     shown["flops"] = table["flops"].map(_si)
     shown["train_seconds"] = table["train_seconds"].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
     return shown
+
+
+def _key_text(keys: pd.DataFrame) -> pd.DataFrame:
+    """Key values as text: '-' where an experiment lacks the axis, whole floats without '.0'."""
+
+    def text(value) -> str:
+        if pd.isna(value):
+            return "-"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return str(value)
+
+    return keys.map(text)
 
 
 def _cell(mean: float, std: float) -> str:

@@ -8,36 +8,18 @@ under `./mlruns` (MLflow's plain file store is deprecated).
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-DEFAULT_STORE = Path("mlruns")
-PARENT_TAG = "mlflow.parentRunId"
-ROLE_TAG = "archsearch.role"  # "search" on parent runs, "trial" on nested ones
+from search.store import PARENT_TAG, ROLE_TAG, TrackingError, sqlite_path
+
 # Without this tag MLflow 3's UI opens an experiment on its GenAI (traces) page, not the runs table.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 MAX_PARAM_LENGTH = 6000
-
-
-def default_tracking_uri(store: Path = DEFAULT_STORE) -> str:
-    return f"sqlite:///{(store / 'mlflow.db').resolve()}"
-
-
-def resolve_tracking_uri(explicit: str | None = None) -> str:
-    """--tracking-uri, else MLFLOW_TRACKING_URI, else the local sqlite store under ./mlruns."""
-    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(unquote(urlparse(uri).path)) if uri.startswith("sqlite:////") else Path(uri[len("sqlite:///") :])
 
 
 class Tracker:
@@ -45,7 +27,7 @@ class Tracker:
 
     def __init__(self, tracking_uri: str, experiment: str):
         self.tracking_uri = tracking_uri
-        db = _sqlite_path(tracking_uri)
+        db = sqlite_path(tracking_uri)
         artifact_location = None
         if db is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
@@ -107,25 +89,14 @@ class Tracker:
         return runs_frame(self.client, [self.experiment_id], filter_string)
 
 
-class TrackingError(LookupError):
-    """What was asked of the store is not in it (an unknown experiment, no trials)."""
-
-
-def load_trials(tracking_uri: str, experiments: list[str]) -> pd.DataFrame:
-    """Every trial run of the named experiments, with an `experiment` column (the name)."""
+def client_trials(tracking_uri: str, experiment: str) -> pd.DataFrame:
+    """Trial runs of one experiment through MlflowClient (any kind of store)."""
     client = MlflowClient(tracking_uri)
-    frames = []
-    for name in experiments:
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
-            raise TrackingError(f"no experiment {name!r} in {tracking_uri}; known: {known}")
-        frame = runs_frame(client, [found.experiment_id], f"tags.`{ROLE_TAG}` = 'trial'")
-        frames.append(frame.assign(experiment=name))
-    trials = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if trials.empty:
-        raise TrackingError(f"no trial runs in experiment(s) {', '.join(experiments)}")
-    return trials
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
+        raise TrackingError(f"no experiment {experiment!r} in {tracking_uri}; known: {known}")
+    return runs_frame(client, [found.experiment_id], f"tags.`{ROLE_TAG}` = 'trial'")
 
 
 def runs_frame(client: MlflowClient, experiment_ids: list[str], filter_string: str = "") -> pd.DataFrame:

@@ -22,7 +22,7 @@ tf = import_tensorflow_quietly()  # here, so that the fork server pays for it on
 import keras  # noqa: E402
 import keras_tuner as kt  # noqa: E402
 
-from search.costs import model_costs
+from search.costs import model_costs  # noqa: E402
 from search.data import Data  # noqa: E402
 from search.hypermodel import SpaceHyperModel  # noqa: E402
 from search.space import Space  # noqa: E402

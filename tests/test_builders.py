@@ -54,10 +54,10 @@ def test_imagenet_resnets_and_plain_counterparts_share_their_conv_layers():
     residual = build_model("resnet", input_shape=(224, 224, 3), num_classes=1000, depth=34)
     plain = build_model("resnet", input_shape=(224, 224, 3), num_classes=1000, depth=34, residual=False)
     assert abs(residual.count_params() - 21.8e6) / 21.8e6 < 0.01
-    block_convs = lambda m: [l.name for l in m.layers if isinstance(l, keras.layers.Conv2D) and "shortcut" not in l.name]  # noqa: E731
+    block_convs = lambda m: [layer.name for layer in m.layers if isinstance(layer, keras.layers.Conv2D) and "shortcut" not in layer.name]  # noqa: E731
     assert block_convs(plain) == block_convs(residual)
-    assert not any(isinstance(l, keras.layers.Add) for l in plain.layers)
-    assert sum(isinstance(l, keras.layers.Add) for l in residual.layers) == 16
+    assert not any(isinstance(layer, keras.layers.Add) for layer in plain.layers)
+    assert sum(isinstance(layer, keras.layers.Add) for layer in residual.layers) == 16
 
 
 def test_separable_3x3_64_to_64_has_the_mobilenet_weight_count():
@@ -86,7 +86,7 @@ def test_costs_count_mult_adds_of_convs_and_dense_layers():
 def test_layer_names_are_deterministic_and_readable():
     def names():
         keras.backend.clear_session()
-        return [l.name for l in build_model("resnet", input_shape=(16, 16, 1), num_classes=10, depth=8, se=True).layers]
+        return [layer.name for layer in build_model("resnet", input_shape=(16, 16, 1), num_classes=10, depth=8, se=True).layers]
 
     first = names()
     assert first == names()
@@ -123,8 +123,8 @@ def test_every_axis_combination_trains_one_batch(family, bn, conv, residual):
     assert np.isfinite(loss)
     assert model.predict(x, verbose=0).shape == (4, 10)
     if residual:
-        assert any(isinstance(l, keras.layers.Add) for l in model.layers)
-    has_bn = any(isinstance(l, keras.layers.BatchNormalization) for l in model.layers)
+        assert any(isinstance(layer, keras.layers.Add) for layer in model.layers)
+    has_bn = any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
     assert has_bn == (bn != "none")
-    has_sep = any(isinstance(l, keras.layers.SeparableConv2D) for l in model.layers)
+    has_sep = any(isinstance(layer, keras.layers.SeparableConv2D) for layer in model.layers)
     assert has_sep == (conv == "separable" and extra["kernel"] > 1)

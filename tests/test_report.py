@@ -1,6 +1,8 @@
 """`compare`, `report` and `ui` against a real MLflow store filled by real tiny searches."""
 
 import json
+import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -9,16 +11,18 @@ import time
 import urllib.request
 import xml.etree.ElementTree as ElementTree
 
+import pandas as pd
 import pytest
+from conftest import TINY_SPACE, write
 from mlflow.tracking import MlflowClient
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import TINY_SPACE, write
 from search import figures
 from search.cli import app
 from search.report import load_comparison
-from search.tracking import PARENT_TAG, metric_histories
+from search.store import PARENT_TAG, read_trials
+from search.tracking import client_trials, metric_histories
 
 runner = CliRunner()
 
@@ -86,6 +90,21 @@ def test_compare_writes_formats_by_suffix_and_pivots(store, tmp_path):
     assert text.count(r"\\") == 3  # header + one row per experiment
 
 
+def test_fast_sql_reader_matches_mlflow_client(store):
+    _, uri = store
+    fast = read_trials(uri, ["tiny", "tiny_b"])
+    slow = pd.concat([client_trials(uri, name).assign(experiment=name) for name in ("tiny", "tiny_b")], ignore_index=True)
+    assert len(fast) == 6
+    pd.testing.assert_frame_equal(fast[sorted(fast.columns)], slow[sorted(slow.columns)], check_dtype=False)
+
+
+def test_compare_on_a_missing_store_says_so_and_creates_nothing(tmp_path):
+    db = tmp_path / "absent" / "mlflow.db"
+    result = runner.invoke(app, ["compare", "tiny", "--tracking-uri", f"sqlite:///{db}"])
+    assert result.exit_code == 2 and "no MLflow store" in result.output
+    assert not db.parent.exists()
+
+
 def test_compare_bad_requests_exit_2(store):
     _, uri = store
     for args, fragment in (
@@ -148,6 +167,7 @@ def test_ui_serves_the_store_on_loopback(store):
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        start_new_session=True,  # its own process group, so that the UI's workers are stopped with it
     )
     try:
         assert f"http://127.0.0.1:{port}" in process.stdout.readline()
@@ -168,5 +188,18 @@ def test_ui_serves_the_store_on_loopback(store):
                 time.sleep(0.5)
         assert {"tiny", "tiny_b"} <= names
     finally:
-        process.terminate()
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while _group_alive(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if _group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+        return True
+    except ProcessLookupError:
+        return False

@@ -1,12 +1,12 @@
 """End to end: `archsearch run` on a real tiny search, read back from the MLflow store."""
 
 import pytest
+from conftest import TINY_SPACE, write
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from conftest import TINY_SPACE, write
 from search.cli import app
-from search.tracking import PARENT_TAG
+from search.store import PARENT_TAG
 
 runner = CliRunner()
 
@@ -44,7 +44,7 @@ def test_one_parent_run_and_one_nested_finished_run_per_trial(finished_search):
     assert {t.data.tags[PARENT_TAG] for t in trials} == {parents[0].info.run_id}
     assert all(t.info.status == "FINISHED" for t in trials)
     assert sorted(t.data.params["residual"] for t in trials) == ["False", "True"]
-    assert "trials ranked by val_accuracy" in output and "mlflow ui --backend-store-uri" in output
+    assert "candidates ranked by best_val_accuracy" in output and "archsearch ui --tracking-uri" in output
 
 
 def test_trial_runs_carry_params_curves_costs_and_provenance(finished_search):

@@ -6,8 +6,8 @@ import sys
 from itertools import product
 
 import pytest
-
 from conftest import REPO, TINY_SPACE, write
+
 from search.space import Space
 from search.spacefile import SpaceError, load_space
 

@@ -2,7 +2,8 @@
 
 from mlflow.tracking import MlflowClient
 
-from search.tracking import PARENT_TAG, Tracker, default_tracking_uri, resolve_tracking_uri
+from search.store import PARENT_TAG, default_tracking_uri, resolve_tracking_uri
+from search.tracking import Tracker
 
 
 def test_parent_and_nested_runs_round_trip(tmp_path):

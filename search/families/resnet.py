@@ -9,8 +9,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from search.architectures import resnet_layout
 from search import blocks
+from search.architectures import resnet_layout
 from search.blocks import UnitStyle, scaled
 
 

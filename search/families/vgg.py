@@ -9,8 +9,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from search.architectures import VGG_CONFIGS, VGG_LRN_CONFIGS
 from search import blocks
+from search.architectures import VGG_CONFIGS, VGG_LRN_CONFIGS
 from search.blocks import UnitStyle, scaled
 
 
