@@ -116,14 +116,21 @@ def run(
     tuner_dir: Annotated[
         Path, typer.Option(help="Where KerasTuner keeps its trial state.")
     ] = Path("mlruns") / "tuner",
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start over instead of continuing an interrupted search (or repeating a finished one).")
+    ] = False,
 ):
-    """Run the search: every trial is a nested MLflow run under one parent run for the search."""
+    """Run the search: every trial is a nested MLflow run under one parent run for the search.
+
+    Running it again after an interruption (Ctrl-C, kill, restart) continues the search; a finished
+    search is reported, not repeated, unless --fresh."""
     space = _load(space_path)
     _quiet_tensorflow()
     from rich.console import Console
 
     from search.data import DataError
     from search.progress import RichProgress
+    from search.resume import SearchChanged
     from search.runner import run_search
     from search.tables import compare, ranking_frame, trials_frame
 
@@ -133,13 +140,20 @@ def run(
                   f"{training.epochs} epochs each, seed {space.search.seed}")
     try:
         with RichProgress(console, space.search.objective, training.epochs, space.search.executions_per_trial) as progress:
-            result = run_search(space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, observer=progress)
+            result = run_search(space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, observer=progress)
     except DataError as error:
         _fail(f"{space_path}: {error}")
+    except SearchChanged as error:
+        _fail(f"{space_path}: {error}")
     except KeyboardInterrupt:
-        _fail("interrupted; the running trial and the search were marked KILLED in MLflow", code=130)
+        _fail("interrupted; the running trial and the search were marked KILLED in MLflow. "
+              "Run the same command again to continue the search.", code=130)
     except RuntimeError as error:
         _fail(f"search stopped: {str(error).splitlines()[0]}", code=1)
+    if result.outcome == "already done":
+        console.print(f"this search already ran to its end (parent run {result.parent_id}); --fresh runs it again")
+    elif result.outcome == "resumed":
+        console.print("continued the interrupted search; finished trials were not run again")
     comparison = compare(trials_frame(result.trials), rows=list(space.varying_axes()))
     console.print(_rich_table(ranking_frame(comparison), title=f"candidates ranked by {comparison.metric} (* best)"))
     console.print(f"MLflow experiment {space.experiment!r} (id {result.experiment_id}), parent run {result.parent_id}")

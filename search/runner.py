@@ -6,6 +6,7 @@ trace in MLflow or the tuner directory.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,12 @@ import pandas as pd
 import yaml
 
 from search.data import load_data
+from search.resume import SearchChanged, SearchState, differences
 from search.provenance import provenance_tags
 from search.space import Space
 from search.store import ROLE_TAG, resolve_tracking_uri
 from search.strategies import make_tuner, planned_trials
-from search.tracking import Tracker
+from search.tracking import Tracker, abandon_search
 from search.tuner import TrialObserver
 
 DEFAULT_TUNER_DIR = Path("mlruns") / "tuner"
@@ -30,6 +32,7 @@ class SearchResult:
     experiment_id: str
     parent_id: str
     trials: pd.DataFrame  # the nested runs, as read back from MLflow
+    outcome: str = "finished"  # "finished", "resumed" (an interrupted search completed) or "already done"
 
 
 def resolved_space_yaml(space: Space) -> str:
@@ -43,26 +46,54 @@ def run_search(
     *,
     tracking_uri: str | None = None,
     tuner_dir: Path = DEFAULT_TUNER_DIR,
+    fresh: bool = False,
     observer: TrialObserver | None = None,
 ) -> SearchResult:
-    """Run every trial of `space`; each is a nested MLflow run under one parent run for the search."""
+    """Run every trial of `space`; each is a nested MLflow run under one parent run for the search.
+
+    An interrupted search of the same space (same tuner folder) is continued; see `search.resume`.
+    """
     seed = space.search.seed
     data = load_data(space.dataset, seed)
-    tracker = Tracker(resolve_tracking_uri(tracking_uri), space.experiment)
+    uri = resolve_tracking_uri(tracking_uri)
+    project = Path(tuner_dir) / space.name
+    resolved = space.model_dump(mode="json")
+    previous = None if fresh else SearchState.read(project)
+    if previous is not None:
+        changes = differences(previous.space, resolved)
+        if previous.tracking_uri != uri:
+            changes.append(f"tracking URI: {previous.tracking_uri} -> {uri}")
+        if previous.status == "running" and changes:
+            raise SearchChanged(project, changes)
+        if previous.status != "running":
+            if not changes:
+                tracker = Tracker(uri, space.experiment)
+                return SearchResult(uri, tracker.experiment_id, previous.parent_id, tracker.runs(previous.parent_id), "already done")
+            previous = None  # a new question: a new search beside the old one
+    elif fresh:
+        _abandon(SearchState.read(project))
+    tracker = Tracker(uri, space.experiment)
     tags = provenance_tags(space_path, seed)
     params = space.settings() | data.describe()
-    parent_id = tracker.start_run(space.name, params=params, tags=tags | {ROLE_TAG: "search"})
+    if previous is not None:
+        parent_id = previous.parent_id
+        tracker.reopen(parent_id)
+        tracker.end_running_children(parent_id, "KILLED", "interrupted; the trial is run again on resume")
+    else:
+        shutil.rmtree(project, ignore_errors=True)  # KerasTuner's state of an earlier search of this name
+        parent_id = tracker.start_run(space.name, params={}, tags=tags | {ROLE_TAG: "search"})
+    state = SearchState(resolved, uri, tracker.experiment_id, parent_id, "running")
+    state.write(project)  # from here on, an interruption can be resumed
+    tracker.log_params(parent_id, params)  # again on resume: the same values, in case a kill came first
     tracker.log_text(parent_id, resolved_space_yaml(space), "space.yaml")
     observer = observer or TrialObserver()
     started = time.perf_counter()
     try:
-        data_path = Path(tuner_dir) / space.name / "data.npz"
         tuner = make_tuner(
             space,
-            data_path=data_path,
+            data_path=project / "data.npz",
             directory=str(tuner_dir),
             project_name=space.name,
-            overwrite=True,
             tracker=tracker,
             parent_id=parent_id,
             run_params=params,
@@ -74,19 +105,27 @@ def run_search(
             },
             observer=observer,
         )
-        data.save(data_path)  # after the tuner has (re)created its folder
+        data.save(project / "data.npz")
         observer.search_begin(planned_trials(space))
         tuner.search(verbose=0)
     except KeyboardInterrupt:
-        tracker.end_run(parent_id, "KILLED", reason="interrupted (Ctrl-C)")
+        tracker.end_run(parent_id, "KILLED", reason="interrupted (Ctrl-C); run the same command again to continue")
         raise
     except BaseException as error:
         tracker.end_run(parent_id, "FAILED", reason=f"{type(error).__name__}: {error}")
+        state.ended("failed").write(project)
         raise
     trials = tracker.runs(parent_id)
     tracker.log_metrics(parent_id, search_summary(trials, space, time.perf_counter() - started))
     tracker.end_run(parent_id, "FINISHED")
-    return SearchResult(tracker.tracking_uri, tracker.experiment_id, parent_id, trials)
+    state.ended("finished").write(project)
+    return SearchResult(uri, tracker.experiment_id, parent_id, trials, "resumed" if previous else "finished")
+
+
+def _abandon(state: SearchState | None) -> None:
+    """--fresh over an interrupted search: its runs end KILLED rather than stay RUNNING forever."""
+    if state is not None and state.status == "running":
+        abandon_search(state.tracking_uri, state.parent_id, "abandoned: the search was started afresh (--fresh)")
 
 
 def search_summary(trials: pd.DataFrame, space: Space, wall_seconds: float) -> dict[str, float]:

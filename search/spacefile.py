@@ -142,6 +142,12 @@ def _from_pydantic(err: dict, root: yaml.Node) -> Problem:
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] != "missing" and isinstance(err.get("input"), (str, int, float, bool)):
             message += f" (got {err['input']!r})"
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):  # the family decides the model's keys
+        loc = [*loc, "family"]
+        families = " or ".join(repr(name) for name in FAMILY_MODELS)
+        message = f"Input should be {families}" + (f" (got {err['ctx']['tag']!r})" if "tag" in err.get("ctx", {}) else "")
+        if err["type"] == "union_tag_not_found":
+            message = f"Field required: {families}"
     if loc[:1] == ["model"] and len(loc) > 1 and loc[1] in FAMILY_MODELS:
         loc.pop(1)  # the discriminated union's tag is not a key the user wrote
     node, found = root, []

@@ -83,10 +83,46 @@ class Tracker:
             self.set_tags(run_id, {"failure_reason": reason[:5000], "mlflow.note.content": reason[:5000]})
         self.client.set_terminated(run_id, status=status)
 
+    def status(self, run_id: str) -> str:
+        return self.client.get_run(run_id).info.status
+
+    def reopen(self, run_id: str) -> None:
+        """Mark a search's parent run RUNNING again, to continue logging to it on resume."""
+        self.client.update_run(run_id, status="RUNNING")
+
+    def end_running_children(self, parent_id: str, status: str, reason: str) -> int:
+        """End the nested runs a killed process left RUNNING; returns how many."""
+        running = self.client.search_runs(
+            [self.experiment_id], f"tags.`{PARENT_TAG}` = '{parent_id}' and attributes.status = 'RUNNING'"
+        )
+        for run in running:
+            self.end_run(run.info.run_id, status, reason)
+        return len(running)
+
+    def finished_trial(self, parent_id: str, trial_id: str) -> dict[str, float] | None:
+        """The metrics of a FINISHED run of this trial under this search, if one exists (a process
+        killed between logging a trial and KerasTuner saving it must not run it twice)."""
+        found = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{PARENT_TAG}` = '{parent_id}' and params.trial_id = '{trial_id}' and attributes.status = 'FINISHED'",
+            max_results=1,
+        )
+        return dict(found[0].data.metrics) if found else None
+
     def runs(self, parent_id: str | None = None) -> pd.DataFrame:
         """Runs of this experiment as a DataFrame (params.*, metrics.*, tags.* columns), oldest first."""
         filter_string = f"tags.`{PARENT_TAG}` = '{parent_id}'" if parent_id else ""
         return runs_frame(self.client, [self.experiment_id], filter_string)
+
+
+def abandon_search(tracking_uri: str, parent_id: str, reason: str) -> None:
+    """End a search's parent run and its RUNNING nested runs as KILLED."""
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(parent_id)
+    tracker = Tracker(tracking_uri, client.get_experiment(parent.info.experiment_id).name)
+    tracker.end_running_children(parent_id, "KILLED", reason)
+    if parent.info.status == "RUNNING":
+        tracker.end_run(parent_id, "KILLED", reason)
 
 
 def client_trials(tracking_uri: str, experiment: str) -> pd.DataFrame:

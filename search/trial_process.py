@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ class TrialJob:
     data_path: Path
     hyperparameters: kt.HyperParameters
     seed: int
+    search_pid: int  # the trial stops when the search process is gone (kill -9, crash)
     executions: int
     epochs: int
     initial_epoch: int = 0
@@ -57,10 +60,21 @@ def process_context() -> multiprocessing.context.BaseContext:
 def run_trial_process(job: TrialJob, events) -> None:
     """Entry point of the trial process: sends ("built", costs, summary), ("epoch", execution, epoch,
     logs)..., then ("done", seconds spent in fit) or ("error", reason, traceback)."""
+    threading.Thread(target=_exit_with, args=(job.search_pid,), daemon=True).start()
     try:
         events.put(("done", _run(job, events)))
     except BaseException as error:  # reported to the parent, which records it and decides
         events.put(("error", f"{type(error).__name__}: {error}", traceback.format_exc()))
+
+
+def _exit_with(search_pid: int) -> None:
+    """Exit when the search process is gone: nobody would read this trial's results."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(search_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
 
 
 def _run(job: TrialJob, events) -> float:

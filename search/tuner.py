@@ -9,6 +9,7 @@ raised as KerasTuner's `FailedTrialError`, so KerasTuner's own failed-trial acco
 from __future__ import annotations
 
 import math
+import os
 import queue
 import statistics
 import time
@@ -67,6 +68,11 @@ class TrackedTuner(base_tuner.BaseTuner):
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
         values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
+        recorded = self.tracker.finished_trial(self.parent_id, trial.trial_id)
+        if recorded is not None:  # logged before an interruption, not yet saved by KerasTuner
+            self.observer.trial_begin(trial.trial_id, values)
+            self.observer.trial_end(trial.trial_id, "FINISHED", recorded)
+            return {self.oracle.objective.name: recorded[f"best_{self.oracle.objective.name}"]}
         run_id = self.tracker.start_run(
             f"trial-{trial.trial_id}",
             params=self.run_params | values | {"trial_id": trial.trial_id},
@@ -101,6 +107,7 @@ class TrackedTuner(base_tuner.BaseTuner):
             data_path=self.data_path,
             hyperparameters=trial.hyperparameters,
             seed=self.oracle.seed,
+            search_pid=os.getpid(),
             executions=self.space.search.executions_per_trial,
             epochs=values.get("tuner/epochs", self.space.training.epochs),
             initial_epoch=values.get("tuner/initial_epoch", 0),

@@ -1,0 +1,67 @@
+"""What makes a search resumable: a small state file beside KerasTuner's, and the rules for reruns.
+
+`archsearch run` on a search that was interrupted (Ctrl-C, kill -9, a restart) continues it, provided
+the space is the same; a changed space is refused with the differences listed, unless `--fresh`.
+A search that ended is not run twice by accident: rerunning it unchanged reports it, `--fresh` repeats it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+STATE_FILE = "archsearch.json"
+
+
+@dataclass(frozen=True)
+class SearchState:
+    space: dict  # the resolved space (every default filled in), as JSON
+    tracking_uri: str
+    experiment_id: str
+    parent_id: str
+    status: str  # "running" until the search ends, then "finished" or "failed"
+
+    @classmethod
+    def read(cls, project: Path) -> SearchState | None:
+        path = project / STATE_FILE
+        if not path.is_file():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+    def write(self, project: Path) -> None:
+        """Atomically, so a kill mid-write never leaves half a file."""
+        project.mkdir(parents=True, exist_ok=True)
+        temporary = project / f".{STATE_FILE}.tmp"
+        temporary.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(temporary, project / STATE_FILE)
+
+    def ended(self, status: str) -> SearchState:
+        return SearchState(self.space, self.tracking_uri, self.experiment_id, self.parent_id, status)
+
+
+class SearchChanged(Exception):
+    """An interrupted search would continue under a different space or store."""
+
+    def __init__(self, project: Path, changes: list[str]):
+        self.project, self.changes = project, changes
+        listed = "\n".join(f"  - {change}" for change in changes)
+        super().__init__(
+            f"the interrupted search in {project} was started with a different space or store:\n{listed}\n"
+            "Run it with the original file to continue it, or pass --fresh to start over "
+            "(the interrupted runs stay in MLflow, marked KILLED)."
+        )
+
+
+def differences(before: dict, after: dict, prefix: str = "") -> list[str]:
+    """Key paths whose values differ, as 'key: old -> new' lines."""
+    changes = []
+    for key in sorted(set(before) | set(after), key=str):
+        path = f"{prefix}.{key}" if prefix else str(key)
+        old, new = before.get(key, "(absent)"), after.get(key, "(absent)")
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += differences(old, new, path)
+        elif old != new:
+            changes.append(f"{path}: {json.dumps(old)} -> {json.dumps(new)}")
+    return changes
