@@ -203,3 +203,38 @@ def _group_alive(group: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+def test_compare_on_many_client_logged_runs_matches_numpy(tmp_path):
+    """200 trial runs written with MlflowClient (no training): the table equals numpy's aggregates."""
+    import numpy as np
+    from mlflow.entities import Metric, Param
+
+    from search.store import ROLE_TAG
+
+    uri = f"sqlite:///{tmp_path / 'many.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("many")
+    parent = client.create_run(experiment, tags={ROLE_TAG: "search"}).info.run_id
+    rng = np.random.RandomState(0)
+    values = {}
+    for i in range(200):
+        depth, residual = (20, 32, 44, 56)[i % 4], str(bool(i // 4 % 2))
+        value = float(rng.rand())
+        status = "FAILED" if i % 25 == 0 else "FINISHED"
+        if status == "FINISHED":
+            values.setdefault((depth, residual), []).append(value)
+        tags = {ROLE_TAG: "trial", PARENT_TAG: parent, "archsearch.varying": "depth,residual"}
+        run = client.create_run(experiment, tags=tags).info.run_id
+        metrics = [Metric("best_val_accuracy", value, 0, 0)] if status == "FINISHED" else []
+        params = [Param("depth", str(depth)), Param("residual", residual), Param("objective", "val_accuracy")]
+        client.log_batch(run, metrics=metrics, params=params)
+        client.set_terminated(run, status)
+    data = compare_json(uri, "many")
+    assert len(data["groups"]) == 8
+    for group in data["groups"]:
+        expected = values[(group["depth"], group["residual"])]
+        assert group["n"] == len(expected)
+        assert group["mean"] == pytest.approx(np.mean(expected))
+        assert group["std"] == pytest.approx(np.std(expected, ddof=1))
+    assert sum(g["failed"] for g in data["groups"]) == 8
