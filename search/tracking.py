@@ -8,6 +8,7 @@ under `./mlruns` (MLflow's plain file store is deprecated).
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -22,6 +23,24 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 MAX_PARAM_LENGTH = 6000
 
 
+def create_sqlite_store(db: Path) -> None:
+    """MLflow builds a new sqlite store's tables in a few dozen migration steps; a kill in between leaves
+    a store that no later run can open. So a new store is built under a temporary name and linked into
+    place in one step (a link, not a rename, so that a store another process made meanwhile is kept)."""
+    if db.exists():
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    temporary = db.with_name(f".{db.name}.{os.getpid()}.creating")
+    temporary.unlink(missing_ok=True)
+    MlflowClient(f"sqlite:///{temporary}").search_experiments(max_results=1)
+    try:
+        os.link(temporary, db)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+
+
 class Tracker:
     """One experiment in one MLflow store."""
 
@@ -30,7 +49,7 @@ class Tracker:
         db = sqlite_path(tracking_uri)
         artifact_location = None
         if db is not None:
-            db.parent.mkdir(parents=True, exist_ok=True)
+            create_sqlite_store(db)
             artifact_location = (db.parent / "artifacts").resolve().as_uri()
         self.client = MlflowClient(tracking_uri)
         found = self.client.get_experiment_by_name(experiment)

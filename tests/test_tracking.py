@@ -45,3 +45,15 @@ def test_tracking_uri_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert resolve_tracking_uri() == "http://127.0.0.1:5999"
     assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_a_new_sqlite_store_appears_complete_or_not_at_all(tmp_path):
+    from search.tracking import create_sqlite_store
+
+    db = tmp_path / "new" / "mlflow.db"
+    create_sqlite_store(db)
+    assert db.is_file() and [p.name for p in db.parent.iterdir()] == ["mlflow.db"], "no temporary left behind"
+    before = db.stat().st_mtime_ns
+    create_sqlite_store(db)  # an existing store is left as it is
+    assert db.stat().st_mtime_ns == before
+    assert MlflowClient(f"sqlite:///{db}").get_experiment_by_name("Default") is not None
