@@ -128,28 +128,10 @@ def run(
     _quiet_tensorflow()
     from rich.console import Console
 
-    from search.data import DataError
-    from search.progress import RichProgress
-    from search.resume import SearchChanged
-    from search.runner import run_search
     from search.tables import compare, ranking_frame, trials_frame
 
     console = Console()
-    training = space.training
-    console.print(f"[bold]{space.name}[/]: {space.grid_size()} candidates, {space.search.strategy} search, "
-                  f"{training.epochs} epochs each, seed {space.search.seed}")
-    try:
-        with RichProgress(console, space.search.objective, training.epochs, space.search.executions_per_trial) as progress:
-            result = run_search(space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, observer=progress)
-    except DataError as error:
-        _fail(f"{space_path}: {error}")
-    except SearchChanged as error:
-        _fail(f"{space_path}: {error}")
-    except KeyboardInterrupt:
-        _fail("interrupted; the running trial and the search were marked KILLED in MLflow. "
-              "Run the same command again to continue the search.", code=130)
-    except RuntimeError as error:
-        _fail(f"search stopped: {str(error).splitlines()[0]}", code=1)
+    result = _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, fresh)
     if result.outcome == "already done":
         console.print(f"this search already ran to its end (parent run {result.parent_id}); --fresh runs it again")
     elif result.outcome == "resumed":
@@ -158,6 +140,62 @@ def run(
     console.print(_rich_table(ranking_frame(comparison), title=f"candidates ranked by {comparison.metric} (* best)"))
     console.print(f"MLflow experiment {space.experiment!r} (id {result.experiment_id}), parent run {result.parent_id}")
     console.print(f"open in the MLflow UI: {_ui_hint(result.tracking_uri, result.experiment_id, result.parent_id)}")
+
+
+def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_dir: Path, fresh: bool):
+    """One search with the live display; input and interruption problems end the command here."""
+    from search.data import DataError
+    from search.progress import RichProgress
+    from search.resume import SearchChanged
+    from search.runner import run_search
+
+    training = space.training
+    console.print(f"[bold]{space.name}[/]: {space.grid_size()} candidates, {space.search.strategy} search, "
+                  f"{training.epochs} epochs each, seed {space.search.seed}")
+    try:
+        with RichProgress(console, space.search.objective, training.epochs, space.search.executions_per_trial) as progress:
+            return run_search(space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, observer=progress)
+    except (DataError, SearchChanged) as error:
+        _fail(f"{space_path}: {error}")
+    except KeyboardInterrupt:
+        _fail("interrupted; the running trial and the search were marked KILLED in MLflow. "
+              "Run the same command again to continue the search.", code=130)
+    except RuntimeError as error:
+        _fail(f"search stopped: {str(error).splitlines()[0]}", code=1)
+
+
+@app.command("study")
+def study_command(
+    folder: Annotated[Path, typer.Argument(help="A study folder under experiments/, holding study.yaml.", show_default=False)],
+    full: Annotated[bool, typer.Option("--full", help="Run the full-scale variant (GPU and the real data set).")] = False,
+    tracking_uri: TrackingOpt = None,
+    tuner_dir: Annotated[Path, typer.Option(help="Where KerasTuner keeps its trial state.")] = Path("mlruns") / "tuner",
+):
+    """Run a study: every space over every seed, then its report and methods record into FOLDER/results."""
+    from search.spacefile import SpaceError
+    from search.study import load_study
+
+    try:
+        study, spaces = load_study(folder, full)
+    except SpaceError as error:
+        _fail(str(error))
+    _quiet_tensorflow()
+    from rich.console import Console
+
+    from search.report import write_report
+    from search.study import search_record, seeded, write_record
+
+    console = Console()
+    experiment = study.experiment(full)
+    records = []
+    for space_path, space in spaces:
+        for seed in study.seeds:
+            result = _search_with_progress(console, seeded(space, seed, experiment), space_path, tracking_uri, tuner_dir, False)
+            records.append(search_record(space_path, seed, result.trials))
+    out = folder / ("results-full" if full else "results")
+    write_report(tracking_uri, [experiment], out, rows=study.rows or None, cols=study.cols or None, metric=study.metric)
+    write_record(out, study, full, records)
+    console.print(f"wrote the report and methods record to {out}/ (open {out / 'index.html'})")
 
 
 def _ui_hint(uri: str, experiment_id: str, run_id: str) -> str:

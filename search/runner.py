@@ -15,8 +15,8 @@ import pandas as pd
 import yaml
 
 from search.data import load_data
-from search.resume import SearchChanged, SearchState, differences
 from search.provenance import provenance_tags
+from search.resume import SearchChanged, SearchState, differences
 from search.space import Space
 from search.store import ROLE_TAG, resolve_tracking_uri
 from search.strategies import make_tuner, planned_trials

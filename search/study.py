@@ -1,0 +1,125 @@
+"""Studies: a folder with a question, its space file(s) and a `study.yaml`; one command runs every
+space over every seed into one MLflow experiment and writes the report and a methods record into the
+folder (`results/`, or `results-full/` for the full-scale variant).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+from pydantic import Field
+
+from search.provenance import library_versions
+from search.space import Space, Strict
+from search.spacefile import Problem, SpaceError, load_space
+
+STUDY_FILE = "study.yaml"
+
+
+class Study(Strict):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
+    spaces: list[str] = Field(min_length=1, description="space files run on the embedded data, relative to the study")
+    full_spaces: list[str] = Field(default_factory=list, description="the full-scale variant (--full)")
+    seeds: list[Annotated[int, Field(ge=1)]] = Field([1, 2, 3], min_length=1)
+    rows: list[str] = Field(default_factory=list, description="report grouping (default: the axes that vary)")
+    cols: list[str] = Field(default_factory=list)
+    metric: str | None = None
+
+    def experiment(self, full: bool) -> str:
+        return f"study-{self.name}" + ("-full" if full else "")
+
+
+def load_study(folder: Path, full: bool = False) -> tuple[Study, list[tuple[Path, Space]]]:
+    """The study and the spaces of the chosen variant, all validated before anything runs."""
+    import yaml
+    from pydantic import ValidationError
+
+    path = Path(folder) / STUDY_FILE
+    if not path.is_file():
+        raise SpaceError(path, [Problem("", f"no {STUDY_FILE} in {folder}")])
+    try:
+        study = Study.model_validate(yaml.safe_load(path.read_text()))
+    except (yaml.YAMLError, ValidationError) as error:
+        raise SpaceError(path, [Problem("", str(error).replace("\n", " "))]) from None
+    chosen = study.full_spaces if full else study.spaces
+    if not chosen:
+        raise SpaceError(path, [Problem("full_spaces", "this study has no full-scale variant")])
+    return study, [(Path(folder) / name, load_space(Path(folder) / name)) for name in chosen]
+
+
+def seeded(space: Space, seed: int, experiment: str) -> Space:
+    """The space as one repeat of the study: its seed, its own search name (so each repeat resumes on
+    its own), the study's experiment."""
+    return space.model_copy(
+        update={
+            "name": f"{space.name}-seed{seed}",
+            "search": space.search.model_copy(update={"seed": seed}),
+            "tracking": space.tracking.model_copy(update={"experiment": experiment}),
+        }
+    )
+
+
+def search_record(space_path: Path, seed: int, trials: pd.DataFrame) -> dict:
+    """One search's line in the methods record (read back from its runs, so a resumed or already
+    finished search is recorded as fully as a fresh one)."""
+    first = trials.iloc[0] if len(trials) else pd.Series(dtype=object)
+    seconds = (trials["end_time"].max() - trials["start_time"].min()) / 1000 if len(trials) else 0.0
+    return {
+        "space_file": str(space_path),
+        "space_hash": first.get("tags.space_hash"),
+        "seed": seed,
+        "data_hash": first.get("params.data_hash"),
+        "train_samples": first.get("params.train_samples"),
+        "validation_samples": first.get("params.validation_samples"),
+        "trials_finished": int((trials["status"] == "FINISHED").sum()) if len(trials) else 0,
+        "trials_failed": int((trials["status"] == "FAILED").sum()) if len(trials) else 0,
+        "train_seconds": float(pd.to_numeric(trials.get("metrics.train_seconds"), errors="coerce").sum()) if len(trials) else 0.0,
+        "trial_seconds": float(pd.to_numeric(trials.get("metrics.trial_seconds"), errors="coerce").sum()) if len(trials) else 0.0,
+        "wall_seconds": float(seconds),
+    }
+
+
+def write_record(folder: Path, study: Study, full: bool, searches: list[dict]) -> Path:
+    """`record.json` and `methods.md`: enough to write a methods section from."""
+    import os
+
+    cost_hours = sum(s["trial_seconds"] for s in searches) / 3600
+    wall_seconds = sum(s["wall_seconds"] for s in searches)
+    record = {
+        "study": study.name,
+        "command": f"archsearch study {folder.parent}" + (" --full" if full else ""),
+        "experiment": study.experiment(full),
+        "seeds": study.seeds,
+        "searches": searches,
+        "search_cost_hours": cost_hours,
+        "wall_seconds": wall_seconds,
+        "hardware": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
+        "versions": library_versions(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    (folder / "record.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    lines = [
+        f"# Methods record: {study.name}" + (" (full scale)" if full else ""),
+        "",
+        f"- Command: `{record['command']}`; MLflow experiment `{record['experiment']}`",
+        f"- Seeds: {', '.join(map(str, study.seeds))} (each seed fixes the data split, shuffling, initial weights)",
+        f"- Hardware: {record['hardware']}",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()),
+        f"- Wall time of the searches: {wall_seconds / 60:.1f} min; search cost (sum of trial wall times): "
+        f"{cost_hours:.2f} h on this machine",
+        "",
+        "| space | seed | data hash | train / val images | trials (failed) | training s | wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in searches:
+        lines.append(
+            f"| {Path(s['space_file']).name} | {s['seed']} | {s['data_hash']} | {s['train_samples']} / {s['validation_samples']} "
+            f"| {s['trials_finished']} ({s['trials_failed']}) | {s['train_seconds']:.0f} | {s['wall_seconds']:.0f} |"
+        )
+    (folder / "methods.md").write_text("\n".join(lines) + "\n")
+    return folder / "record.json"
