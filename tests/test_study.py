@@ -50,3 +50,17 @@ def test_a_study_without_a_full_variant_says_so(tmp_path):
     folder = make_study(tmp_path / "s")
     result = runner.invoke(app, ["study", str(folder), "--full"])
     assert result.exit_code == 2 and "no full-scale variant" in result.output
+
+
+def test_the_shipped_studies_load_and_their_results_are_committed():
+    from conftest import REPO
+    from search.study import load_study
+
+    folders = sorted(p.parent for p in (REPO / "experiments").glob("*/study.yaml"))
+    assert {f.name for f in folders} >= {"degradation", "bn_placement", "vgg_depth", "kernel_size", "conv_kind"}
+    for folder in folders:
+        study, spaces = load_study(folder)
+        assert len(study.seeds) >= 3 and spaces
+        assert "Run it:" in (folder / "README.md").read_text()
+        record = json.loads((folder / "results" / "record.json").read_text())
+        assert record["seeds"] == study.seeds and len(record["searches"]) == len(study.seeds) * len(spaces)
