@@ -136,6 +136,8 @@ def run(
         console.print(f"this search already ran to its end (parent run {result.parent_id}); --fresh runs it again")
     elif result.outcome == "resumed":
         console.print("continued the interrupted search; finished trials were not run again")
+    if result.trials.empty:
+        _fail(f"the search has no trial runs (parent run {result.parent_id}); --fresh starts it again", code=1)
     comparison = compare(trials_frame(result.trials), rows=list(space.varying_axes()))
     console.print(_rich_table(ranking_frame(comparison), title=f"candidates ranked by {comparison.metric} (* best)"))
     console.print(f"MLflow experiment {space.experiment!r} (id {result.experiment_id}), parent run {result.parent_id}")
@@ -146,7 +148,7 @@ def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_
     """One search with the live display; input and interruption problems end the command here."""
     from search.data import DataError
     from search.progress import RichProgress
-    from search.resume import SearchChanged
+    from search.resume import SearchBusy, SearchChanged
     from search.runner import run_search
 
     training = space.training
@@ -155,7 +157,7 @@ def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_
     try:
         with RichProgress(console, space.search.objective, training.epochs, space.search.executions_per_trial) as progress:
             return run_search(space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, observer=progress)
-    except (DataError, SearchChanged) as error:
+    except (DataError, SearchChanged, SearchBusy) as error:
         _fail(f"{space_path}: {error}")
     except KeyboardInterrupt:
         _fail("interrupted; the running trial and the search were marked KILLED in MLflow. "
@@ -193,7 +195,13 @@ def study_command(
             result = _search_with_progress(console, seeded(space, seed, experiment), space_path, tracking_uri, tuner_dir, False)
             records.append(search_record(space_path, seed, result.trials))
     out = folder / ("results-full" if full else "results")
-    write_report(tracking_uri, [experiment], out, rows=study.rows or None, cols=study.cols or None, metric=study.metric)
+    from search.store import TrackingError
+    from search.tables import TableError
+
+    try:
+        write_report(tracking_uri, [experiment], out, rows=study.rows or None, cols=study.cols or None, metric=study.metric)
+    except (TableError, TrackingError) as error:
+        _fail(f"{folder / 'study.yaml'}: the searches ran, but the report failed: {error}")
     write_record(out, study, full, records)
     console.print(f"wrote the report and methods record to {out}/ (open {out / 'index.html'})")
 
@@ -221,6 +229,10 @@ def compare_command(
         typer.Option("--format", help="markdown, latex, csv, html or json (default: from --out's suffix, else markdown).", show_default=False),
     ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.", show_default=False)] = None,
+    all_searches: Annotated[
+        bool,
+        typer.Option("--all-searches", help="Pool every search of a space and seed, not only the latest (a --fresh repeat or an edited space replaces the earlier search by default)."),
+    ] = False,
     tracking_uri: TrackingOpt = None,
 ):
     """Compare trials grouped by axis values: mean ± std over repeats, n, failed trials, costs; best marked."""
@@ -233,7 +245,8 @@ def compare_command(
         _fail(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
     try:
         comparison, _ = load_comparison(
-            tracking_uri, experiments, rows=_names(rows) or None, cols=_names(cols), metric=metric, where=where, top=top
+            tracking_uri, experiments, rows=_names(rows) or None, cols=_names(cols), metric=metric, where=where, top=top,
+            all_searches=all_searches,
         )
         text = render(comparison, fmt, _names(cols) or None)
     except (TableError, TrackingError) as error:

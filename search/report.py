@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from search.store import PARENT_TAG, read_trials, resolve_tracking_uri
-from search.tables import Comparison, compare, filter_trials, render, trials_frame
+from search.tables import Comparison, compare, filter_trials, latest_searches, render, trials_frame
 
 TABLE_FILES = {"markdown": "comparison.md", "latex": "comparison.tex", "csv": "comparison.csv", "html": "comparison.html", "json": "comparison.json"}
 
@@ -24,12 +24,15 @@ def load_comparison(
     metric: str | None = None,
     where: str | None = None,
     top: int | None = None,
+    all_searches: bool = False,
 ) -> tuple[Comparison, pd.DataFrame]:
     """Read the experiments' trials and compare them; returns the comparison and the trials."""
     runs = read_trials(resolve_tracking_uri(tracking_uri), experiments)
     trials = trials_frame(runs)
     trials["parent_id"] = runs.get(f"tags.{PARENT_TAG}")
     trials["start_time"] = runs["start_time"]
+    if not all_searches:
+        trials = latest_searches(trials)
     if where:
         trials = filter_trials(trials, where)
     return compare(trials, rows=rows, cols=cols, metric=metric, top=top), trials

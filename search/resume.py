@@ -7,12 +7,19 @@ A search that ended is not run twice by accident: rerunning it unchanged reports
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 STATE_FILE = "archsearch.json"
+LOCK_FILE = ".lock"
+# A search that was interrupted, or stopped by an error (too many failed trials, a store that went away),
+# continues when run again; one that finished is reported instead.
+RESUMABLE = ("running", "failed")
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,7 @@ class SearchState:
     experiment_id: str
     parent_id: str
     status: str  # "running" until the search ends, then "finished" or "failed"
+    data_hash: str = ""  # the data split's fingerprint: resuming on other data would mix two questions
 
     @classmethod
     def read(cls, project: Path) -> SearchState | None:
@@ -38,7 +46,30 @@ class SearchState:
         os.replace(temporary, project / STATE_FILE)
 
     def ended(self, status: str) -> SearchState:
-        return SearchState(self.space, self.tracking_uri, self.experiment_id, self.parent_id, status)
+        return dataclasses.replace(self, status=status)
+
+
+class SearchBusy(Exception):
+    """Another process is running this search right now."""
+
+
+@contextmanager
+def exclusive(project: Path):
+    """Hold the search's lock file for the whole search: two processes on one search would resume each
+    other's trials. The operating system releases it when the process dies, even by kill -9."""
+    project.mkdir(parents=True, exist_ok=True)
+    with open(project / LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or "another process"
+            raise SearchBusy(f"{project} is being searched by {owner}; wait for it or stop it first") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"process {os.getpid()}")
+        lock.flush()
+        yield
 
 
 class SearchChanged(Exception):

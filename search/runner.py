@@ -14,9 +14,16 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from search.data import load_data
+from search.data import Data, load_data
 from search.provenance import provenance_tags
-from search.resume import SearchChanged, SearchState, differences
+from search.resume import (
+    LOCK_FILE,
+    RESUMABLE,
+    SearchChanged,
+    SearchState,
+    differences,
+    exclusive,
+)
 from search.space import Space
 from search.store import ROLE_TAG, resolve_tracking_uri
 from search.strategies import make_tuner, planned_trials
@@ -40,21 +47,28 @@ def resolved_space_yaml(space: Space) -> str:
     return yaml.safe_dump(space.model_dump(mode="json"), sort_keys=False)
 
 
-def run_search(
+def run_search(space: Space, space_path: Path, *, tuner_dir: Path = DEFAULT_TUNER_DIR, **options) -> SearchResult:
+    """Run every trial of `space`; each is a nested MLflow run under one parent run for the search.
+
+    An interrupted search of the same space (same tuner folder) is continued; see `search.resume`.
+    Options: tracking_uri, fresh, observer. One process at a time works on a search (a lock file).
+    """
+    data = load_data(space.dataset, space.search.seed)  # before anything is written: bad data writes nothing
+    with exclusive(Path(tuner_dir) / space.name):
+        return _run_search(space, space_path, data, tuner_dir=tuner_dir, **options)
+
+
+def _run_search(
     space: Space,
     space_path: Path,
+    data: Data,
     *,
     tracking_uri: str | None = None,
     tuner_dir: Path = DEFAULT_TUNER_DIR,
     fresh: bool = False,
     observer: TrialObserver | None = None,
 ) -> SearchResult:
-    """Run every trial of `space`; each is a nested MLflow run under one parent run for the search.
-
-    An interrupted search of the same space (same tuner folder) is continued; see `search.resume`.
-    """
     seed = space.search.seed
-    data = load_data(space.dataset, seed)
     uri = resolve_tracking_uri(tracking_uri)
     project = Path(tuner_dir) / space.name
     resolved = space.model_dump(mode="json")
@@ -63,9 +77,11 @@ def run_search(
         changes = differences(previous.space, resolved)
         if previous.tracking_uri != uri:
             changes.append(f"tracking URI: {previous.tracking_uri} -> {uri}")
-        if previous.status == "running" and changes:
+        if previous.data_hash != data.fingerprint:
+            changes.append(f"data (split hash): {previous.data_hash} -> {data.fingerprint}")
+        if previous.status in RESUMABLE and changes:
             raise SearchChanged(project, changes)
-        if previous.status != "running":
+        if previous.status not in RESUMABLE:
             if not changes:
                 tracker = Tracker(uri, space.experiment)
                 return SearchResult(uri, tracker.experiment_id, previous.parent_id, tracker.runs(previous.parent_id), "already done")
@@ -80,9 +96,9 @@ def run_search(
         tracker.reopen(parent_id)
         tracker.end_running_children(parent_id, "KILLED", "interrupted; the trial is run again on resume")
     else:
-        shutil.rmtree(project, ignore_errors=True)  # KerasTuner's state of an earlier search of this name
+        _clear(project)  # KerasTuner's state of an earlier search of this name
         parent_id = tracker.start_run(space.name, params={}, tags=tags | {ROLE_TAG: "search"})
-    state = SearchState(resolved, uri, tracker.experiment_id, parent_id, "running")
+    state = SearchState(resolved, uri, tracker.experiment_id, parent_id, "running", data.fingerprint)
     state.write(project)  # from here on, an interruption can be resumed
     tracker.log_params(parent_id, params)  # again on resume: the same values, in case a kill came first
     tracker.log_text(parent_id, resolved_space_yaml(space), "space.yaml")
@@ -120,6 +136,13 @@ def run_search(
     tracker.end_run(parent_id, "FINISHED")
     state.ended("finished").write(project)
     return SearchResult(uri, tracker.experiment_id, parent_id, trials, "resumed" if previous else "finished")
+
+
+def _clear(project: Path) -> None:
+    """Empty the search's folder but for its lock file, which this process holds."""
+    for entry in project.iterdir() if project.is_dir() else []:
+        if entry.name != LOCK_FILE:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def _abandon(state: SearchState | None) -> None:

@@ -49,7 +49,7 @@ def read_trials(tracking_uri: str, experiments: list[str]) -> pd.DataFrame:
             raise TrackingError(f"no MLflow store at {db} (run a search first, or pass --tracking-uri)")
         try:
             return _joined(_read_sqlite(db, tracking_uri, experiments), experiments)
-        except sqlite3.OperationalError:  # a schema this reader does not know: let MLflow's client read it
+        except sqlite3.DatabaseError:  # a schema this reader does not know: let MLflow's client read it
             pass
     from search.tracking import client_trials
 

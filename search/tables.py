@@ -40,6 +40,18 @@ def trials_frame(runs: pd.DataFrame) -> pd.DataFrame:
     return table.copy()
 
 
+def latest_searches(trials: pd.DataFrame) -> pd.DataFrame:
+    """Each space and seed counts once: the trials of its most recent search. A `--fresh` repeat or an
+    edited space file starts a new search beside the old one; pooling both would count one question twice."""
+    if "parent_id" not in trials or trials["parent_id"].isna().all():
+        return trials
+    keys = [key for key in ("experiment", "space", "seed") if key in trials]
+    started = trials.groupby("parent_id")["start_time"].transform("min")
+    order = trials.assign(_started=started).sort_values("_started", kind="stable")
+    latest = order.groupby(keys, dropna=False)["parent_id"].last()
+    return trials[trials["parent_id"].isin(latest)]
+
+
 def _typed(values: pd.Series) -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce")
     return numbers if numbers.notna().sum() == values.notna().sum() else values
@@ -98,9 +110,11 @@ def _pooled(done: pd.DataFrame, metric: str) -> tuple[float, float, int]:
     values = done[metric].dropna() if metric in done else pd.Series(dtype=float)
     if values.empty:
         return math.nan, math.nan, 0
-    counts = done.loc[values.index, "executions_per_trial"] if "executions_per_trial" in done else 1
-    counts = pd.Series(counts, index=values.index, dtype=float).fillna(1)
-    spreads = done.loc[values.index, f"{metric}_std"].fillna(0) if f"{metric}_std" in done else 0.0
+    if f"{metric}_std" in done and "executions_per_trial" in done:  # a mean over executions, with their spread
+        counts = pd.to_numeric(done.loc[values.index, "executions_per_trial"], errors="coerce").fillna(1)
+        spreads = done.loc[values.index, f"{metric}_std"].fillna(0)
+    else:  # one measurement per trial (e.g. its time): each trial counts once
+        counts, spreads = pd.Series(1.0, index=values.index), 0.0
     n = counts.sum()
     mean = float((values * counts).sum() / n)
     within = float(((counts - 1) * pd.Series(spreads, index=values.index) ** 2).sum())

@@ -86,16 +86,16 @@ class TrackedTuner(base_tuner.BaseTuner):
             if summary:
                 self.tracker.log_text(run_id, summary, "model_summary.txt")
             _refuse_non_finite(curves)
-        except BaseException as error:
+            metrics = self._summarise(curves, costs)
+            metrics |= {"train_seconds": fit_seconds, "trial_seconds": time.perf_counter() - started}
+            self.tracker.log_curves(run_id, _mean_curve(curves), first_step=hp.values.get("tuner/initial_epoch", 0) + 1)
+            self.tracker.log_metrics(run_id, metrics)
+            self.tracker.end_run(run_id, "FINISHED")
+        except BaseException as error:  # the run must not stay RUNNING, whatever failed
             status, reason = _status_and_reason(error)
             self.tracker.end_run(run_id, status, reason=reason)
             self.observer.trial_end(trial.trial_id, status, {})
             raise
-        metrics = self._summarise(curves, costs)
-        metrics |= {"train_seconds": fit_seconds, "trial_seconds": time.perf_counter() - started}
-        self.tracker.log_curves(run_id, _mean_curve(curves), first_step=hp.values.get("tuner/initial_epoch", 0) + 1)
-        self.tracker.log_metrics(run_id, metrics)
-        self.tracker.end_run(run_id, "FINISHED")
         self.observer.trial_end(trial.trial_id, "FINISHED", metrics)
         return [_best_epoch(curve, self.oracle.objective) for curve in curves]
 
@@ -131,9 +131,12 @@ class TrackedTuner(base_tuner.BaseTuner):
                 try:
                     kind, *payload = events.get(timeout=1.0)
                 except queue.Empty:
-                    if not process.is_alive():
+                    if process.is_alive():
+                        continue
+                    try:  # it may have reported and exited between the wait and the check
+                        kind, *payload = events.get(timeout=1.0)
+                    except queue.Empty:
                         raise kt.errors.FailedTrialError(f"trial process died (exit code {process.exitcode})") from None
-                    continue
                 if kind == "built":
                     costs, summary = payload
                 elif kind == "epoch":

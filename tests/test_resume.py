@@ -153,6 +153,22 @@ def test_consecutive_failures_stop_the_search_with_exit_1(tmp_path):
     assert len(trials) == 2 and all(t.info.status == "FAILED" for t in trials)
     assert all("Oversized model" in t.data.tags["failure_reason"] for t in trials)
 
+    again = cli(space, uri, tmp_path / "tuner")  # a stopped search is continued, not reported as done
+    assert again.exit_code == 1 and "already ran" not in again.output
+    parents, trials = runs(uri)
+    assert len(parents) == 1 and parents[0].info.status == "FAILED" and len(trials) == 3
+
+
+def test_a_search_already_running_elsewhere_is_refused(tmp_path):
+    from search.resume import exclusive
+
+    space = write(tmp_path / "s.yaml", TINY_SPACE)
+    uri, tuner = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "tuner"
+    with exclusive(tuner / "tiny"):
+        result = cli(space, uri, tuner)
+    assert result.exit_code == 2 and "is being searched by process" in result.output
+    assert not (tmp_path / "mlflow.db").exists()
+
 
 @pytest.mark.parametrize("command", [["ui", "--help"]])
 def test_servers_bind_to_loopback_by_default(command):

@@ -132,3 +132,21 @@ def test_pareto_front_keeps_only_undominated_points():
     costs = [1.0, 2.0, 3.0, 4.0, 2.5]
     scores = [0.5, 0.7, 0.6, 0.9, 0.8]
     assert pareto_front(__import__("numpy").array(costs), __import__("numpy").array(scores), maximise=True).tolist() == [0, 1, 4, 3]
+
+
+def test_only_the_latest_search_of_a_space_and_seed_counts():
+    from search.tables import latest_searches
+
+    frame = KNOWN.assign(space="s", seed=1, parent_id="old", start_time=range(len(KNOWN)))
+    repeat = KNOWN.assign(space="s", seed=1, parent_id="new", start_time=range(100, 100 + len(KNOWN)))
+    other_seed = KNOWN.assign(space="s", seed=2, parent_id="seed2", start_time=range(50, 50 + len(KNOWN)))
+    kept = latest_searches(pd.concat([frame, repeat, other_seed], ignore_index=True))
+    assert set(kept["parent_id"]) == {"new", "seed2"} and len(kept) == 2 * len(KNOWN)
+
+
+def test_one_measurement_per_trial_is_counted_once_even_with_executions():
+    frame = trials(
+        [{"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.9, "trial_seconds": 4.0, "executions_per_trial": 3}]
+    )
+    row = compare(frame, metric="trial_seconds").table.iloc[0]
+    assert row["n"] == 1 and math.isnan(row["std"])
