@@ -10,7 +10,14 @@ from pathlib import Path
 import pandas as pd
 
 from search.store import PARENT_TAG, read_trials, resolve_tracking_uri
-from search.tables import Comparison, compare, filter_trials, latest_searches, render, trials_frame
+from search.tables import (
+    Comparison,
+    compare,
+    filter_trials,
+    latest_searches,
+    render,
+    trials_frame,
+)
 
 TABLE_FILES = {"markdown": "comparison.md", "latex": "comparison.tex", "csv": "comparison.csv", "html": "comparison.html", "json": "comparison.json"}
 

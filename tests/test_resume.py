@@ -9,10 +9,10 @@ import sys
 import time
 
 import pytest
+from conftest import TINY_SPACE, write
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from conftest import TINY_SPACE, write
 from search.cli import app
 from search.store import PARENT_TAG
 

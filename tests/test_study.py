@@ -3,9 +3,9 @@ determinism claim: the same seeds on CPU reproduce the metrics exactly."""
 
 import json
 
+from conftest import TINY_SPACE, write
 from typer.testing import CliRunner
 
-from conftest import TINY_SPACE, write
 from search.cli import app
 
 runner = CliRunner()
@@ -54,6 +54,7 @@ def test_a_study_without_a_full_variant_says_so(tmp_path):
 
 def test_the_shipped_studies_load_and_their_results_are_committed():
     from conftest import REPO
+
     from search.study import load_study
 
     folders = sorted(p.parent for p in (REPO / "experiments").glob("*/study.yaml"))
