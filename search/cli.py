@@ -150,6 +150,7 @@ def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_
     from search.progress import RichProgress
     from search.resume import SearchBusy, SearchChanged
     from search.runner import run_search
+    from search.store import TrackingError
 
     training = space.training
     console.print(f"[bold]{space.name}[/]: {space.grid_size()} candidates, {space.search.strategy} search, "
@@ -157,7 +158,7 @@ def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_
     try:
         with RichProgress(console, space.search.objective, training.epochs, space.search.executions_per_trial) as progress:
             return run_search(space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, observer=progress)
-    except (DataError, SearchChanged, SearchBusy) as error:
+    except (DataError, SearchChanged, SearchBusy, TrackingError) as error:
         _fail(f"{space_path}: {error}")
     except KeyboardInterrupt:
         _fail("interrupted; the running trial and the search were marked KILLED in MLflow. "

@@ -177,7 +177,8 @@ def display_frame(comparison: Comparison, cols: list[str] | None = None) -> pd.D
         rows = [k for k in comparison.keys if k not in cols]
         counts = [f"n={n}" + (f", {f} failed" if f else "") for n, f in zip(table["n"], table["failed"])]
         frame = _key_text(table[comparison.keys]).assign(cell=[f"{c} ({n})" for c, n in zip(cells, counts)])
-        pivot = frame.pivot_table(index=rows or None, columns=cols, values="cell", aggfunc="first", sort=True).fillna("-")
+        frame = frame.loc[table.sort_values(comparison.keys, kind="stable").index]  # 8, 16, 32: by value, not as text
+        pivot = frame.pivot_table(index=rows or None, columns=cols, values="cell", aggfunc="first", sort=False).fillna("-")
         pivot.columns = [" / ".join(f"{k}={v}" for k, v in zip(cols, c if isinstance(c, tuple) else (c,))) for c in pivot.columns]
         return pivot.reset_index() if rows else pivot
     shown = _key_text(table[comparison.keys])

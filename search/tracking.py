@@ -53,6 +53,11 @@ class Tracker:
             artifact_location = (db.parent / "artifacts").resolve().as_uri()
         self.client = MlflowClient(tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
+        if found is not None and found.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"the MLflow experiment {experiment!r} was deleted in {tracking_uri}: restore it "
+                "(`mlflow experiments restore`) or set tracking.experiment to another name"
+            )
         self.experiment_id = (
             found.experiment_id
             if found is not None

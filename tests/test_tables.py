@@ -150,3 +150,15 @@ def test_one_measurement_per_trial_is_counted_once_even_with_executions():
     )
     row = compare(frame, metric="trial_seconds").table.iloc[0]
     assert row["n"] == 1 and math.isnan(row["std"])
+
+
+def test_pivot_orders_numeric_keys_by_value():
+    frame = trials(
+        [
+            {"depth": d, "residual": r, "status": "FINISHED", "best_val_accuracy": 0.5 + d / 100}
+            for d in (8, 32, 16)
+            for r in ("False", "True")
+        ]
+    )
+    pivot = render(compare(frame), "markdown", cols=["residual"]).splitlines()
+    assert [line.split("|")[1].strip() for line in pivot[2:]] == ["8", "16", "32"]

@@ -57,3 +57,15 @@ def test_a_new_sqlite_store_appears_complete_or_not_at_all(tmp_path):
     create_sqlite_store(db)  # an existing store is left as it is
     assert db.stat().st_mtime_ns == before
     assert MlflowClient(f"sqlite:///{db}").get_experiment_by_name("Default") is not None
+
+
+def test_a_deleted_experiment_is_refused_with_a_clear_error(tmp_path):
+    import pytest
+
+    from search.store import TrackingError
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri, "gone")
+    MlflowClient(uri).delete_experiment(tracker.experiment_id)
+    with pytest.raises(TrackingError, match="was deleted"):
+        Tracker(uri, "gone")
