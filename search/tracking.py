@@ -107,9 +107,6 @@ class Tracker:
             self.set_tags(run_id, {"failure_reason": reason[:5000], "mlflow.note.content": reason[:5000]})
         self.client.set_terminated(run_id, status=status)
 
-    def status(self, run_id: str) -> str:
-        return self.client.get_run(run_id).info.status
-
     def reopen(self, run_id: str) -> None:
         """Mark a search's parent run RUNNING again, to continue logging to it on resume."""
         self.client.update_run(run_id, status="RUNNING")
