@@ -66,7 +66,7 @@ class Data:
 
 
 def load_data(spec: Dataset, seed: int) -> Data:
-    """Load the named data, subsample and split it with `seed`, resize to `input_size`, standardise."""
+    """Load the named data, subsample and split it with `seed`, resize to `input_size`, corrupt, standardise."""
     x, y = _load_arrays(spec)
     if x.ndim == 3:
         x = x[..., None]
@@ -86,9 +86,14 @@ def load_data(spec: Dataset, seed: int) -> Data:
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
     classes, y = np.unique(y, return_inverse=True)
     x = _resize(x.astype("float32"), spec.input_size)
+    corruption_rng = np.random.default_rng([seed, 1])  # its own stream: corrupting does not move the split
+    if spec.corruption.scale < 1:
+        x = _shrink_onto_canvas(x, spec.corruption.scale, corruption_rng)
     mean = x[train_idx].mean(axis=(0, 1, 2), keepdims=True)
     std = x[train_idx].std(axis=(0, 1, 2), keepdims=True) + 1e-7
     x = (x - mean) / std
+    if spec.corruption.noise:
+        x = x + corruption_rng.normal(0.0, spec.corruption.noise, size=x.shape).astype(x.dtype)
     digest = hashlib.sha256()
     for array in (x, y, train_idx, val_idx):
         digest.update(np.ascontiguousarray(array).tobytes())
@@ -193,6 +198,18 @@ def _load_folder(path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"dataset.path: {path}: {error}") from None
     images, labels = zip(*((image.numpy(), label.numpy()) for image, label in ds))
     return np.stack(images) / 255.0, np.array(labels)
+
+
+def _shrink_onto_canvas(x: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """Each image at `scale` of its size, at a random place on a blank canvas: position must be learned."""
+    size = x.shape[1]
+    inner = max(1, round(size * scale))
+    small = _resize(x, inner)
+    canvas = np.zeros_like(x)
+    offsets = rng.integers(0, size - inner + 1, size=(len(x), 2))
+    for image, patch, (top, left) in zip(canvas, small, offsets):
+        image[top : top + inner, left : left + inner] = patch
+    return canvas
 
 
 def _resize(x: np.ndarray, size: int) -> np.ndarray:

@@ -115,6 +115,17 @@ class Augmentation(Strict):
     noise: Annotated[float, Field(ge=0, le=10)] = 0.0
 
 
+class Corruption(Strict):
+    """A fixed, seeded distortion of every image, training and validation alike: a harder variant of easy data."""
+
+    scale: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0, description="draw each image at this fraction of input_size, at a random place on a blank canvas"
+    )
+    noise: Annotated[float, Field(ge=0, le=10)] = Field(
+        0.0, description="standard deviation of Gaussian pixel noise, in standardised units"
+    )
+
+
 class Dataset(Strict):
     name: DatasetName = "digits"
     path: Path | None = Field(None, description="the .npz file or image folder; relative to the space file")
@@ -122,6 +133,7 @@ class Dataset(Strict):
     validation_split: Annotated[float, Field(gt=0, le=0.9)] = 0.2
     subset: Annotated[int, Field(ge=2)] | None = None
     augmentation: Augmentation = Augmentation()
+    corruption: Corruption = Corruption()
 
 
 Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
@@ -201,6 +213,8 @@ class Space(Strict):
             "flip": data.augmentation.flip,
             "crop_padding": data.augmentation.crop_padding,
             "noise": data.augmentation.noise,
+            "corruption_scale": data.corruption.scale,
+            "corruption_noise": data.corruption.noise,
             "momentum": training.momentum,
             "schedule": training.schedule,
             "milestones": training.milestones,

@@ -65,3 +65,26 @@ def test_training_pipeline_shuffles_from_the_seed_and_augments():
     x, _ = next(iter(noisy))
     assert x.shape == (16, 8, 8, 1)
     assert not np.allclose(x.numpy(), data.x_train[:16])
+
+
+def test_corruption_shrinks_each_image_to_a_random_place_and_keeps_the_split():
+    plain = load_data(Dataset(input_size=16), seed=3)
+    shrunk = load_data(Dataset(input_size=16, corruption={"scale": 0.5}), seed=3)
+    again = load_data(Dataset(input_size=16, corruption={"scale": 0.5}), seed=3)
+    assert np.array_equal(plain.y_train, shrunk.y_train) and np.array_equal(plain.y_val, shrunk.y_val)
+    assert shrunk.fingerprint == again.fingerprint != plain.fingerprint
+    background = shrunk.x_train.min()
+    corners = set()
+    for image in shrunk.x_train[:200, :, :, 0]:
+        rows, cols = np.nonzero(image > background + 1e-4)
+        assert rows.max() - rows.min() < 8 and cols.max() - cols.min() < 8  # drawn at half of 16 pixels
+        corners.add((rows.min() // 4, cols.min() // 4))
+    assert len(corners) > 4  # placed all over the canvas, not in one spot
+
+
+def test_corruption_noise_is_added_after_standardising_from_its_own_seed():
+    clean = load_data(Dataset(input_size=8), seed=2)
+    noisy = load_data(Dataset(input_size=8, corruption={"noise": 0.5}), seed=2)
+    residual = noisy.x_val - clean.x_val
+    assert abs(residual.std() - 0.5) < 0.02 and abs(residual.mean()) < 0.02
+    assert np.array_equal(load_data(Dataset(input_size=8, corruption={"noise": 0.5}), seed=2).x_val, noisy.x_val)
