@@ -71,7 +71,7 @@ def resnet_layout(depth: int) -> ResNetLayout:
     raise ValueError(f"ResNet depth {depth} is neither 18/34 nor 6n+2 (8, 14, 20, 32, 44, 56, 110, ...)")
 
 
-def min_input_size(family: str, *, config: str | None = None, depth: int | None = None) -> int:
+def min_input_size(family: str, *, config: str | None = None, depth: int | None = None, stages: int | None = None) -> int:
     """The smallest square input that survives every downsampling of the net (each halves the side)."""
     if family == "vgg":
         return 2 ** len(VGG_CONFIGS[config])
@@ -79,4 +79,6 @@ def min_input_size(family: str, *, config: str | None = None, depth: int | None 
         layout = resnet_layout(depth)
         halvings = len(layout.blocks) - 1 + (2 if layout.imagenet else 0)
         return 2**halvings
+    if family == "cells":  # a reduction cell between stages
+        return 2 ** (stages - 1)
     raise ValueError(f"unknown family {family!r}")

@@ -52,11 +52,11 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _load(path: Path):
+def _load(path: Path, transfer_target: bool = False):
     from search.spacefile import SpaceError, load_space
 
     try:
-        return load_space(path)
+        return load_space(path, transfer_target=transfer_target)
     except SpaceError as error:
         _fail(str(error))
 
@@ -75,9 +75,7 @@ def validate(spaces: Annotated[list[Path], typer.Argument(help="One or more spac
     """Check space files against the schema (no TensorFlow import); exit 2 on the first bad one."""
     for path in spaces:
         space = _load(path)
-        varying = space.varying_axes()
-        axes = " x ".join(f"{k}({len(v)})" for k, v in varying.items()) or "no varying axis"
-        typer.echo(f"ok {path}: {space.model.family}, {space.grid_size()} candidates [{axes}], {space.search.strategy} search")
+        typer.echo(f"ok {path}: {space.describe()}, {space.search.strategy} search")
 
 
 @app.command()
@@ -128,23 +126,65 @@ def run(
     _quiet_tensorflow()
     from rich.console import Console
 
-    from search.tables import compare, ranking_frame, trials_frame
-
     console = Console()
     result = _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, fresh)
+    _print_result(console, space, result)
+
+
+@app.command()
+def transfer(
+    source: Annotated[str, typer.Argument(help="The MLflow experiment of a finished cell search.", show_default=False)],
+    target_path: Annotated[
+        Path, typer.Argument(help="Target space file: a cells space without `genotype` (larger N and F, the target data).", show_default=False)
+    ],
+    top: Annotated[int, typer.Option(help="Retrain the K best distinct cells of the search.", min=1)] = 1,
+    search_run: Annotated[
+        Optional[str], typer.Option(help="The search's parent run id (default: the latest finished cell search in SOURCE).", show_default=False)
+    ] = None,
+    tracking_uri: TrackingOpt = None,
+    tuner_dir: Annotated[Path, typer.Option(help="Where KerasTuner keeps its trial state.")] = Path("mlruns") / "tuner",
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of continuing or repeating.")] = False,
+):
+    """Retrain the best cells of a finished cell search at a larger scale (NASNet's transfer).
+
+    The target space sets N (cells_per_stage), F (filters), the data and the training; the cells come from
+    the search. Every run links back to the trial that found its cell and carries the search's cost."""
+    target = _load(target_path, transfer_target=True)
+    from search.store import TrackingError, resolve_tracking_uri
+    from search.transfer import TransferError, best_cells, transferred_space
+
+    try:
+        origin = best_cells(resolve_tracking_uri(tracking_uri), source, top=top, parent_id=search_run)
+        space = transferred_space(target, origin)
+    except (TransferError, TrackingError) as error:
+        _fail(f"{target_path}: {error}")
+    _quiet_tensorflow()
+    from rich.console import Console
+
+    console = Console()
+    console.print(f"transferring {len(origin.runs)} cell(s) from search {origin.parent_id} ({origin.space}, {origin.strategy}, "
+                  f"{origin.trials} trials, {origin.search_hours:.3f} device-hours)")
+    result = _search_with_progress(console, space, target_path, tracking_uri, tuner_dir, fresh, origin)
+    _print_result(console, space, result)
+
+
+def _print_result(console, space, result) -> None:
+    """The ranked candidates and where to find them, after a search."""
+    from search.tables import compare, ranking_frame, trials_frame
+
     if result.outcome == "already done":
         console.print(f"this search already ran to its end (parent run {result.parent_id}); --fresh runs it again")
     elif result.outcome == "resumed":
         console.print("continued the interrupted search; finished trials were not run again")
     if result.trials.empty:
         _fail(f"the search has no trial runs (parent run {result.parent_id}); --fresh starts it again", code=1)
-    comparison = compare(trials_frame(result.trials), rows=list(space.varying_axes()))
+    comparison = compare(trials_frame(result.trials), rows=space.varying_names())
     console.print(_rich_table(ranking_frame(comparison), title=f"candidates ranked by {comparison.metric} (* best)"))
     console.print(f"MLflow experiment {space.experiment!r} (id {result.experiment_id}), parent run {result.parent_id}")
     console.print(f"open in the MLflow UI: {_ui_hint(result.tracking_uri, result.experiment_id, result.parent_id)}")
 
 
-def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_dir: Path, fresh: bool):
+def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_dir: Path, fresh: bool, origin=None):
     """One search with the live display; input and interruption problems end the command here."""
     from search.data import DataError
     from search.progress import RichProgress
@@ -152,12 +192,16 @@ def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_
     from search.runner import run_search
     from search.store import TrackingError
 
+    from rich.markup import escape
+
     training = space.training
-    console.print(f"[bold]{space.name}[/]: {space.grid_size()} candidates, {space.search.strategy} search, "
+    console.print(f"[bold]{space.name}[/]: {escape(space.describe())}, {space.search.strategy} search, "
                   f"{training.epochs} epochs each, seed {space.search.seed}")
     try:
         with RichProgress(console, space.search.objective, training.epochs, space.search.executions_per_trial) as progress:
-            return run_search(space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, observer=progress)
+            return run_search(
+                space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, observer=progress, origin=origin
+            )
     except (DataError, SearchChanged, SearchBusy, TrackingError) as error:
         _fail(f"{space_path}: {error}")
     except KeyboardInterrupt:

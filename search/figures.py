@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from search.cells import Genotype  # noqa: E402
 from search.tables import Comparison  # noqa: E402
 
 STYLES = ("-", "--", ":", "-.")
@@ -110,3 +111,43 @@ def metric_vs_cost(comparison: Comparison) -> Figure:
     axes[0].legend(fontsize="small")
     figure.tight_layout()
     return figure
+
+
+def genotype_figure(genotype: Genotype) -> Figure:
+    """The normal and the reduction cell as small graphs: inputs 0 and 1 on the left, one node per block
+    fed by its two ops (boxes), and the concatenation of the unused blocks on the right."""
+    blocks = len(genotype.normal)
+    figure, axes = plt.subplots(2, 1, figsize=(2.5 + 2.0 * blocks, 6.0))
+    for ax, kind in zip(axes, ("normal", "reduce")):
+        cell = genotype.cell(kind)
+        position = {0: (0.0, 0.6), 1: (0.0, -0.6)}
+        for b in range(len(cell)):
+            position[b + 2] = (2.0 * (b + 1), 1.0 if b % 2 == 0 else -1.0)
+        output = (2.0 * (len(cell) + 1), 0.0)
+        for b, block in enumerate(cell):
+            x, y = position[b + 2]
+            for state, op, offset in zip(block.inputs, block.ops, (0.35, -0.35)):
+                box = (x - 0.8, y + offset)
+                _arrow(ax, position[state], box)
+                _arrow(ax, box, (x, y))
+                _node(ax, box, op, "white", 7)
+        for state in Genotype.unused(cell):
+            _arrow(ax, position[state], output)
+        for state, point in position.items():
+            _node(ax, point, f"in {state}" if state < 2 else str(state), "#dbe9f6" if state < 2 else "#f6e7c1", 9)
+        _node(ax, output, "concat", "#d5ecd4", 9)
+        ax.set_title(f"{kind} cell", fontsize=10)
+        ax.set_xlim(-0.7, output[0] + 0.8)
+        ax.set_ylim(-1.6, 1.6)
+        ax.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+def _node(ax, point: tuple[float, float], text: str, colour: str, size: int) -> None:
+    ax.text(*point, text, ha="center", va="center", fontsize=size, zorder=3, bbox={"boxstyle": "round", "facecolor": colour})
+
+
+def _arrow(ax, start: tuple[float, float], end: tuple[float, float]) -> None:
+    ax.annotate("", xy=end, xytext=start, zorder=1,
+                arrowprops={"arrowstyle": "->", "color": "#777", "shrinkA": 10, "shrinkB": 10, "linewidth": 0.8})

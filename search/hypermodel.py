@@ -12,14 +12,25 @@ import math
 import keras
 import keras_tuner as kt
 
+from search.cells import genotype_from_values, hyperparameter_names
 from search.data import Data, pipeline
 from search.families import build_model
 from search.space import Space, model_values
 
 
 def declare(hp: kt.HyperParameters, space: Space) -> dict:
-    """Register every axis with `hp` and return the values chosen for this trial."""
+    """Register every axis with `hp` and return the values chosen for this trial.
+
+    Searched cells add one choice per input and op of every block; the values returned carry them as
+    one `genotype` string instead, the name the builder, MLflow and the tables know."""
     values = {}
+    model = space.model
+    if model.family == "cells" and model.searched:
+        cell_values = {
+            name: hp.Choice(name, inputs if inputs is not None else list(model.ops))
+            for name, inputs in hyperparameter_names(model.blocks).items()
+        }
+        values["genotype"] = str(genotype_from_values(cell_values, model.blocks))
     for name, choices in space.axes().items():
         if len(choices) == 1:
             values[name] = hp.Fixed(name, choices[0])

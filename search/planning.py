@@ -6,6 +6,7 @@ import random
 
 import pandas as pd
 
+from search.cells import random_genotype
 from search.space import Space, model_values
 
 
@@ -26,15 +27,30 @@ def plan_candidates(space: Space, sample: int = 24) -> tuple[pd.DataFrame, str]:
     from search.families import build_model
 
     input_shape, num_classes = describe_input(space.dataset)
-    varying = list(space.varying_axes())
+    varying = space.varying_names()
+    candidates, note = _sampled_cells(space, sample) if space.searches_cells else _grid_candidates(space, sample)
     rows = []
-    indices = candidate_indices(space, sample)
-    for index in indices:
-        values = space.candidate(index)
+    for number, values in candidates:
         keras.backend.clear_session()
         model = build_model(space.model.family, input_shape=input_shape, num_classes=num_classes, **model_values(values))
-        rows.append({"candidate": index + 1, **{k: values[k] for k in varying}, **model_costs(model)})
-    size = space.grid_size()
-    note = f"all {size} candidates" if len(indices) == size else f"{len(indices)} of {size} candidates (seeded sample)"
+        rows.append({"candidate": number, **{k: values[k] for k in varying}, **model_costs(model)})
     shape = "x".join(map(str, input_shape))
     return pd.DataFrame(rows), f"{note}, input {shape}, {num_classes} classes"
+
+
+def _grid_candidates(space: Space, sample: int) -> tuple[list[tuple[int, dict]], str]:
+    indices = candidate_indices(space, sample)
+    size = space.grid_size()
+    note = f"all {size} candidates" if len(indices) == size else f"{len(indices)} of {size} candidates (seeded sample)"
+    return [(index + 1, space.candidate(index)) for index in indices], note
+
+
+def _sampled_cells(space: Space, sample: int) -> tuple[list[tuple[int, dict]], str]:
+    """Searched cells cannot be listed: show a seeded sample of what a random first trial could be."""
+    rng = random.Random(space.search.seed)
+    axes_grid = space.grid_size() // space.model.cell_count()
+    candidates = [
+        (n, space.candidate(rng.randrange(axes_grid)) | {"genotype": str(random_genotype(space.model.blocks, space.model.ops, rng))})
+        for n in range(1, sample + 1)
+    ]
+    return candidates, f"{sample} random samples of {space.model.cell_count():.1e} cell genotypes"

@@ -28,6 +28,7 @@ from search.space import Space
 from search.store import ROLE_TAG, resolve_tracking_uri
 from search.strategies import make_tuner, planned_trials
 from search.tracking import Tracker, abandon_search
+from search.transfer import Origin
 from search.tuner import TrialObserver
 
 DEFAULT_TUNER_DIR = Path("mlruns") / "tuner"
@@ -51,7 +52,7 @@ def run_search(space: Space, space_path: Path, *, tuner_dir: Path = DEFAULT_TUNE
     """Run every trial of `space`; each is a nested MLflow run under one parent run for the search.
 
     An interrupted search of the same space (same tuner folder) is continued; see `search.resume`.
-    Options: tracking_uri, fresh, observer. One process at a time works on a search (a lock file).
+    Options: tracking_uri, fresh, observer, origin (a transfer's source search). One process at a time works on a search (a lock file).
     """
     data = load_data(space.dataset, space.search.seed)  # before anything is written: bad data writes nothing
     with exclusive(Path(tuner_dir) / space.name):
@@ -67,6 +68,7 @@ def _run_search(
     tuner_dir: Path = DEFAULT_TUNER_DIR,
     fresh: bool = False,
     observer: TrialObserver | None = None,
+    origin: Origin | None = None,
 ) -> SearchResult:
     seed = space.search.seed
     uri = resolve_tracking_uri(tracking_uri)
@@ -90,14 +92,17 @@ def _run_search(
         _abandon(SearchState.read(project))
     tracker = Tracker(uri, space.experiment)
     tags = provenance_tags(space_path, seed)
-    params = space.settings() | data.describe()
+    params = space.settings() | data.describe() | {"device": compute_device()}
+    if origin is not None:
+        params |= origin.trial_params()
     if previous is not None:
         parent_id = previous.parent_id
         tracker.reopen(parent_id)
         tracker.end_running_children(parent_id, "KILLED", "interrupted; the trial is run again on resume")
     else:
         _clear(project)  # KerasTuner's state of an earlier search of this name
-        parent_id = tracker.start_run(space.name, params={}, tags=tags | {ROLE_TAG: "search"})
+        parent_tags = tags | {ROLE_TAG: "search"} | (origin.parent_tags() if origin else {})
+        parent_id = tracker.start_run(space.name, params={}, tags=parent_tags)
     state = SearchState(resolved, uri, tracker.experiment_id, parent_id, "running", data.fingerprint)
     state.write(project)  # from here on, an interruption can be resumed
     tracker.log_params(parent_id, params)  # again on resume: the same values, in case a kill came first
@@ -117,9 +122,11 @@ def _run_search(
             | {
                 ROLE_TAG: "trial",
                 "archsearch.axes": ",".join(space.axes()),
-                "archsearch.varying": ",".join(space.varying_axes()),
+                "archsearch.varying": ",".join(space.varying_names()),
             },
             observer=observer,
+            trial_tags=origin.trial_tags if origin else None,
+            trial_metrics=origin.trial_metrics() if origin else None,
         )
         data.save(project / "data.npz")
         observer.search_begin(planned_trials(space))
@@ -136,6 +143,14 @@ def _run_search(
     tracker.end_run(parent_id, "FINISHED")
     state.ended("finished").write(project)
     return SearchResult(uri, tracker.experiment_id, parent_id, trials, "resumed" if previous else "finished")
+
+
+def compute_device() -> str:
+    """What trains the trials, for reading `search_hours` as CPU- or GPU-hours."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"{len(gpus)} GPU" if gpus else "CPU"
 
 
 def _clear(project: Path) -> None:
@@ -161,6 +176,7 @@ def search_summary(trials: pd.DataFrame, space: Space, wall_seconds: float) -> d
     }
     if "metrics.train_seconds" in trials:
         summary["train_seconds_total"] = float(trials["metrics.train_seconds"].sum())
+        summary["search_hours"] = summary["train_seconds_total"] / 3600  # device-hours; `device` says which
     best_key = f"metrics.best_{space.search.objective}"
     if best_key in trials and trials[best_key].notna().any():
         best = trials[best_key]

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from search.architectures import resnet_layout
+from search.cells import CELL_KINDS, OPS, parse_genotype
 
 T = TypeVar("T")
 
@@ -86,6 +87,13 @@ class ModelAxes(Strict):
     bn_momentum: Axis(_BNMomentum, {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}) = [0.9]
 
 
+    def axes(self) -> dict[str, list]:
+        return {k: v for k, v in self if k != "family"}
+
+    def settings(self) -> dict[str, object]:
+        return {}
+
+
 class VGGModel(ModelAxes):
     family: Literal["vgg"]
     config: Axis(VGGConfig, _enum_schema(VGGConfig.__args__)) = ["D"]
@@ -104,6 +112,52 @@ class ResNetModel(ModelAxes):
     family: Literal["resnet"]
     depth: Axis(ResNetDepth, {"type": "integer", "minimum": 8}) = [20]
     residual: Axis(bool, {"type": "boolean"}) = [True]
+
+
+def _check_genotype(text: str) -> str:
+    return str(parse_genotype(text))  # raises GenotypeError (a ValueError) naming the cell and block
+
+
+CellOp = Literal[OPS]
+Genotype = Annotated[str, AfterValidator(_check_genotype)]
+
+
+class CellsModel(Strict):
+    """NASNet-style cells. Without `genotype` the cells themselves are searched: every block's two inputs
+    and two ops are hyperparameters; with it, the listed cells are trained (transfer, hand-designed cells)."""
+
+    family: Literal["cells"]
+    genotype: Axis(Genotype, {"type": "string"}) | None = Field(
+        None, description="fixed cells 'normal: op(state)+op(state), ...; reduce: ...'; default: search them"
+    )
+    blocks: Annotated[int, Field(ge=1, le=10)] = Field(5, description="blocks per searched cell (B)")
+    ops: Annotated[list[CellOp], Field(min_length=1), AfterValidator(_unique)] = Field(
+        list(OPS), description="the ops a searched block may apply"
+    )
+    stages: Annotated[int, Field(ge=1, le=6)] = Field(3, description="stages of normal cells, a reduction cell between two")
+    cells_per_stage: Axis(Annotated[int, Field(ge=1, le=50)], {"type": "integer", "minimum": 1}) = [2]
+    filters: Axis(Annotated[int, Field(ge=1, le=4096)], {"type": "integer", "minimum": 1}) = [16]
+    dropout: Axis(_Dropout, {"type": "number", "minimum": 0, "exclusiveMaximum": 1}) = [0.0]
+    bn_momentum: Axis(_BNMomentum, {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}) = [0.9]
+
+    @property
+    def searched(self) -> bool:
+        return self.genotype is None
+
+    def axes(self) -> dict[str, list]:
+        fixed = {} if self.searched else {"genotype": self.genotype}
+        return fixed | {k: getattr(self, k) for k in ("cells_per_stage", "filters", "dropout", "bn_momentum")}
+
+    def settings(self) -> dict[str, object]:
+        return {"blocks": self.blocks, "ops": ",".join(self.ops), "stages": self.stages} if self.searched else {"stages": self.stages}
+
+    def cell_count(self) -> int:
+        """How many distinct genotypes the searched cells allow (a grid could never enumerate them)."""
+        count = 1
+        for _kind in CELL_KINDS:
+            for b in range(self.blocks):
+                count *= ((b + 2) * len(self.ops)) ** 2
+        return count if self.searched else 1
 
 
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "npz", "folder"]
@@ -162,7 +216,7 @@ class Training(Strict):
     early_stopping: EarlyStopping | None = None
 
 
-Strategy = Literal["grid", "random", "bayesian", "hyperband"]
+Strategy = Literal["grid", "random", "bayesian", "hyperband", "evolution"]
 Objective = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
 
 
@@ -176,6 +230,12 @@ class Search(Strict):
     # KerasTuner's oracles read a seed of 0 as "no seed" (a random one), so seeds start at 1.
     seed: Annotated[int, Field(ge=1, le=2**31 - 1)] = 1
     hyperband_factor: Annotated[int, Field(ge=2, le=100)] = 3
+    population_size: Annotated[int, Field(ge=2, le=10000)] = Field(
+        20, description="evolution: the population (P); the first P trials are random"
+    )
+    sample_size: Annotated[int, Field(ge=1, le=10000)] = Field(
+        5, description="evolution: candidates drawn from the population to pick each parent (S)"
+    )
     max_consecutive_failed_trials: Annotated[int, Field(ge=1, le=1000)] = 3
     max_params: Annotated[int, Field(ge=1)] | None = Field(
         None, description="candidates with more parameters fail without training"
@@ -189,7 +249,7 @@ class Tracking(Strict):
 class Space(Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")]
     dataset: Dataset = Dataset()
-    model: Annotated[VGGModel | ResNetModel, Field(discriminator="family")]
+    model: Annotated[VGGModel | ResNetModel | CellsModel, Field(discriminator="family")]
     training: Training = Training()
     search: Search = Search()
     tracking: Tracking = Tracking()
@@ -215,6 +275,7 @@ class Space(Strict):
             "noise": data.augmentation.noise,
             "corruption_scale": data.corruption.scale,
             "corruption_noise": data.corruption.noise,
+            **self.model.settings(),
             "momentum": training.momentum,
             "schedule": training.schedule,
             "milestones": training.milestones,
@@ -227,20 +288,40 @@ class Space(Strict):
             "executions_per_trial": search.executions_per_trial,
             "seed": search.seed,
             "hyperband_factor": search.hyperband_factor,
+            "population_size": search.population_size,
+            "sample_size": search.sample_size,
             "max_params": search.max_params,
         }
 
     def axes(self) -> dict[str, list]:
         """Every searchable field, model axes first, in declaration order (the grid's order)."""
-        model = {k: v for k, v in self.model if k != "family"}
+        model = self.model.axes()
         training = {k: getattr(self.training, k) for k in TRAINING_AXES}
         return model | training
 
     def varying_axes(self) -> dict[str, list]:
         return {k: v for k, v in self.axes().items() if len(v) > 1}
 
+    @property
+    def searches_cells(self) -> bool:
+        return self.model.family == "cells" and self.model.searched
+
+    def varying_names(self) -> list[str]:
+        """What differs between trials: the varying axes, and `genotype` when the cells are searched."""
+        return (["genotype"] if self.searches_cells else []) + list(self.varying_axes())
+
+    def describe(self) -> str:
+        """One line on what the search covers, for `validate` and the start of `run`."""
+        axes = " x ".join(f"{k}({len(v)})" for k, v in self.varying_axes().items())
+        if self.searches_cells:
+            model = self.model
+            cells = f"searched cells ({model.blocks} blocks, {len(model.ops)} ops: {model.cell_count():.1e} genotypes)"
+            return f"cells, {cells}" + (f" x [{axes}]" if axes else "")
+        return f"{self.model.family}, {self.grid_size()} candidates [{axes or 'no varying axis'}]"
+
     def grid_size(self) -> int:
-        size = 1
+        """Candidates in the grid; searched cells multiply it by every genotype they allow."""
+        size = self.model.cell_count() if self.model.family == "cells" else 1
         for values in self.axes().values():
             size *= len(values)
         return size

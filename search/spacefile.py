@@ -61,8 +61,10 @@ class _SafeNoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def load_space(path: Path | str) -> Space:
-    """Read, parse and validate a space file; relative data paths are taken from the file's folder."""
+def load_space(path: Path | str, *, transfer_target: bool = False) -> Space:
+    """Read, parse and validate a space file; relative data paths are taken from the file's folder.
+
+    A transfer's target is a cells space whose `genotype` the transfer fills in from a search."""
     path = Path(path)
     node, data = _parse(path, _read_text(path))
     try:
@@ -72,7 +74,7 @@ def load_space(path: Path | str) -> Space:
     if space.dataset.path is not None and not space.dataset.path.is_absolute():
         dataset = space.dataset.model_copy(update={"path": (path.parent / space.dataset.path).resolve()})
         space = space.model_copy(update={"dataset": dataset})
-    problems = check_consistency(space)
+    problems = check_consistency(space, transfer_target)
     if problems:
         raise SpaceError(path, [Problem(p.key, p.message, _line_of(node, p.key.split("."))) for p in problems])
     return space
@@ -207,8 +209,13 @@ def _is_model(obj) -> bool:
     return isinstance(obj, type) and issubclass(obj, BaseModel)
 
 
-def check_consistency(space: Space) -> list[Problem]:
+def check_consistency(space: Space, transfer_target: bool = False) -> list[Problem]:
     """Rules that span several keys, each reported at the key the user should change."""
+    if transfer_target:
+        if space.model.family != "cells":
+            return [Problem("model.family", f"a transfer's target must be a cells space, not {space.model.family!r}")]
+        if space.model.genotype is not None:
+            return [Problem("model.genotype", "leave it out of a transfer's target: the transfer sets it from the search")]
     problems = []
     data = space.dataset
     if data.name in ("npz", "folder"):
@@ -219,7 +226,13 @@ def check_consistency(space: Space) -> list[Problem]:
     if data.subset is not None and known is not None and data.subset > known:
         problems.append(Problem("dataset.subset", f"{data.name} has {known} training images; subset {data.subset} is larger"))
     model = space.model
-    choices = [("config", c) for c in model.config] if model.family == "vgg" else [("depth", d) for d in model.depth]
+    problems += [] if transfer_target else _check_search(space)
+    if model.family == "vgg":
+        choices = [("config", c) for c in model.config]
+    elif model.family == "resnet":
+        choices = [("depth", d) for d in model.depth]
+    else:
+        choices = [("stages", model.stages)]
     for key, value in choices:
         needed = min_input_size(model.family, **{key: value})
         if data.input_size < needed:
@@ -236,6 +249,21 @@ def check_consistency(space: Space) -> list[Problem]:
         problems.append(Problem("training.milestones", "only used with schedule 'step'"))
     if training.milestones != sorted(set(training.milestones)) or any(m >= training.epochs for m in training.milestones):
         problems.append(Problem("training.milestones", f"must be increasing epochs below training.epochs ({training.epochs})"))
+    return problems
+
+
+def _check_search(space: Space) -> list[Problem]:
+    search, problems = space.search, []
+    if search.strategy == "evolution" and search.sample_size > search.population_size:
+        problems.append(Problem("search.sample_size", f"{search.sample_size} is more than search.population_size ({search.population_size})"))
+    if space.model.family == "cells" and space.model.searched:
+        if search.strategy == "grid":
+            problems.append(
+                Problem("search.strategy", "grid cannot enumerate searched cells; use evolution, random, bayesian or hyperband "
+                        "(or fix the cells with model.genotype)")
+            )
+        elif search.max_trials is None and search.strategy != "hyperband":
+            problems.append(Problem("search.max_trials", f"required when cells are searched (strategy {search.strategy})"))
     return problems
 
 

@@ -51,9 +51,9 @@ def read_trials(tracking_uri: str, experiments: list[str]) -> pd.DataFrame:
             return _joined(_read_sqlite(db, tracking_uri, experiments), experiments)
         except sqlite3.DatabaseError:  # a schema this reader does not know: let MLflow's client read it
             pass
-    from search.tracking import client_trials
+    from search.tracking import experiment_runs
 
-    return _joined([client_trials(tracking_uri, name).assign(experiment=name) for name in experiments], experiments)
+    return _joined([experiment_runs(tracking_uri, name, "trial").assign(experiment=name) for name in experiments], experiments)
 
 
 def _joined(frames: list[pd.DataFrame], experiments: list[str]) -> pd.DataFrame:

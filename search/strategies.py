@@ -1,13 +1,14 @@
-"""Search strategy name -> one of KerasTuner's oracles, driving our tracked tuner."""
+"""Search strategy name -> one of KerasTuner's oracles (or our evolution oracle), driving our tracked tuner."""
 
 from __future__ import annotations
 
 import keras_tuner as kt
 
+from search.evolution import RegularizedEvolutionOracle
 from search.space import Space
 from search.tuner import TrackedTuner
 
-STRATEGIES = ("grid", "random", "bayesian", "hyperband")
+STRATEGIES = ("grid", "random", "bayesian", "hyperband", "evolution")
 
 
 def objective(space: Space) -> kt.Objective:
@@ -39,6 +40,10 @@ def make_oracle(space: Space) -> kt.Oracle:
         return kt.oracles.BayesianOptimizationOracle(max_trials=planned_trials(space), **common)
     if search.strategy == "hyperband":
         return kt.oracles.HyperbandOracle(max_epochs=space.training.epochs, factor=search.hyperband_factor, **common)
+    if search.strategy == "evolution":
+        return RegularizedEvolutionOracle(
+            max_trials=planned_trials(space), population_size=search.population_size, sample_size=search.sample_size, **common
+        )
     raise ValueError(f"unknown strategy {search.strategy!r}; known: {', '.join(STRATEGIES)}")
 
 

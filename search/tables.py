@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 COSTS = ("params", "flops", "train_seconds")
+SEARCH_COST = "search_hours"  # on transferred cells: the device-hours of the search that found them
 FORMATS = ("markdown", "latex", "csv", "html", "json")
 
 
@@ -86,15 +87,16 @@ def compare(
             raise TableError(f"no column {name!r} in these trials; known: {', '.join(known)}")
     maximise = not metric.endswith("loss")
     finished = trials[trials["status"] == "FINISHED"]
+    costs = [*COSTS, SEARCH_COST] if SEARCH_COST in trials and trials[SEARCH_COST].notna().any() else list(COSTS)
     groups = []
     for key, group in trials.groupby(keys, sort=True, dropna=False) if keys else [((), trials)]:
         done = finished.loc[finished.index.intersection(group.index)]
         mean, std, n = _pooled(done, metric)
         row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
         row |= {"mean": mean, "std": std, "n": n, "failed": int((group["status"] == "FAILED").sum())}
-        row |= {cost: float(done[cost].mean()) if cost in done and len(done) else math.nan for cost in COSTS}
+        row |= {cost: float(done[cost].mean()) if cost in done and len(done) else math.nan for cost in costs}
         groups.append(row)
-    table = pd.DataFrame(groups, columns=[*keys, "mean", "std", "n", "failed", *COSTS])
+    table = pd.DataFrame(groups, columns=[*keys, "mean", "std", "n", "failed", *costs])
     table = table.sort_values("mean", ascending=not maximise, na_position="last", kind="stable").reset_index(drop=True)
     if top:
         table = table.head(top)
@@ -188,6 +190,8 @@ def display_frame(comparison: Comparison, cols: list[str] | None = None) -> pd.D
     shown["params"] = table["params"].map(_si)
     shown["flops"] = table["flops"].map(_si)
     shown["train_seconds"] = table["train_seconds"].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
+    if SEARCH_COST in table:
+        shown[SEARCH_COST] = table[SEARCH_COST].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}")
     return shown
 
 

@@ -101,6 +101,12 @@ class Tracker:
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
 
+    def log_figure(self, run_id: str, figure, artifact_file: str) -> None:
+        import matplotlib.pyplot as plt
+
+        self.client.log_figure(run_id, figure, artifact_file)
+        plt.close(figure)
+
     def end_run(self, run_id: str, status: str, reason: str | None = None) -> None:
         """FINISHED, FAILED or KILLED; a reason is kept as a tag and as the run's description in the UI."""
         if reason:
@@ -146,14 +152,16 @@ def abandon_search(tracking_uri: str, parent_id: str, reason: str) -> None:
         tracker.end_run(parent_id, "KILLED", reason)
 
 
-def client_trials(tracking_uri: str, experiment: str) -> pd.DataFrame:
-    """Trial runs of one experiment through MlflowClient (any kind of store)."""
+def experiment_runs(tracking_uri: str, experiment: str, role: str) -> pd.DataFrame:
+    """Runs of one role ("search" parents or "trial" runs) of an existing experiment; never creates one."""
+    if sqlite_path(tracking_uri) is not None and not sqlite_path(tracking_uri).exists():
+        raise TrackingError(f"no MLflow store at {sqlite_path(tracking_uri)}")
     client = MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)
-    if found is None:
+    if found is None or found.lifecycle_stage == "deleted":
         known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
         raise TrackingError(f"no experiment {experiment!r} in {tracking_uri}; known: {known}")
-    return runs_frame(client, [found.experiment_id], f"tags.`{ROLE_TAG}` = 'trial'")
+    return runs_frame(client, [found.experiment_id], f"tags.`{ROLE_TAG}` = '{role}'")
 
 
 def runs_frame(client: MlflowClient, experiment_ids: list[str], filter_string: str = "") -> pd.DataFrame:
@@ -164,6 +172,7 @@ def runs_frame(client: MlflowClient, experiment_ids: list[str], filter_string: s
             row = {
                 "run_id": run.info.run_id,
                 "run_name": run.info.run_name,
+                "experiment_id": run.info.experiment_id,
                 "status": run.info.status,
                 "start_time": run.info.start_time,
                 "end_time": run.info.end_time,

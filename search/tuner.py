@@ -47,8 +47,12 @@ class TrackedTuner(base_tuner.BaseTuner):
         run_params: dict,
         run_tags: dict,
         observer: TrialObserver | None = None,
+        trial_tags=None,
+        trial_metrics: dict | None = None,
         **kwargs,
     ):
+        """`trial_tags(values) -> dict` and `trial_metrics` add to every trial run (a transfer's links to
+        the search its cells came from, and that search's cost)."""
         self.space = space
         super().__init__(**kwargs)
         self.data_path = data_path
@@ -57,6 +61,8 @@ class TrackedTuner(base_tuner.BaseTuner):
         self.run_params = run_params
         self.run_tags = run_tags
         self.observer = observer or TrialObserver()
+        self.trial_tags = trial_tags or (lambda values: {})
+        self.trial_metrics = trial_metrics or {}
         self.context = process_context()
 
     def _populate_initial_space(self):
@@ -67,7 +73,7 @@ class TrackedTuner(base_tuner.BaseTuner):
 
     def run_trial(self, trial, *args, **kwargs):
         hp = trial.hyperparameters
-        values = {k: v for k, v in hp.values.items() if not k.startswith("tuner/")}
+        values = declare(hp, self.space)  # the space's names: searched cells as one `genotype`
         recorded = self.tracker.finished_trial(self.parent_id, trial.trial_id)
         if recorded is not None:  # logged before an interruption, not yet saved by KerasTuner
             self.observer.trial_begin(trial.trial_id, values)
@@ -76,18 +82,20 @@ class TrackedTuner(base_tuner.BaseTuner):
         run_id = self.tracker.start_run(
             f"trial-{trial.trial_id}",
             params=self.run_params | values | {"trial_id": trial.trial_id},
-            tags=self.run_tags,
+            tags=self.run_tags | self.trial_tags(values),
             parent_id=self.parent_id,
         )
         self.observer.trial_begin(trial.trial_id, values)
         started = time.perf_counter()
         try:
+            if "genotype" in values:
+                self._log_genotype(run_id, values["genotype"])
             curves, costs, summary, fit_seconds = self._run_in_process(trial, self._job(trial))
             if summary:
                 self.tracker.log_text(run_id, summary, "model_summary.txt")
             _refuse_non_finite(curves)
             metrics = self._summarise(curves, costs)
-            metrics |= {"train_seconds": fit_seconds, "trial_seconds": time.perf_counter() - started}
+            metrics |= {"train_seconds": fit_seconds, "trial_seconds": time.perf_counter() - started} | self.trial_metrics
             self.tracker.log_curves(run_id, _mean_curve(curves), first_step=hp.values.get("tuner/initial_epoch", 0) + 1)
             self.tracker.log_metrics(run_id, metrics)
             self.tracker.end_run(run_id, "FINISHED")
@@ -98,6 +106,13 @@ class TrackedTuner(base_tuner.BaseTuner):
             raise
         self.observer.trial_end(trial.trial_id, "FINISHED", metrics)
         return [_best_epoch(curve, self.oracle.objective) for curve in curves]
+
+    def _log_genotype(self, run_id: str, genotype: str) -> None:
+        """The cells as a figure, so two trials' cells can be compared side by side in the MLflow UI."""
+        from search.cells import parse_genotype
+        from search.figures import genotype_figure
+
+        self.tracker.log_figure(run_id, genotype_figure(parse_genotype(genotype)), "genotype.png")
 
     def _job(self, trial) -> TrialJob:
         values = trial.hyperparameters.values

@@ -22,7 +22,7 @@ from search import figures
 from search.cli import app
 from search.report import load_comparison
 from search.store import PARENT_TAG, read_trials
-from search.tracking import client_trials, metric_histories
+from search.tracking import experiment_runs, metric_histories
 
 runner = CliRunner()
 
@@ -93,7 +93,7 @@ def test_compare_writes_formats_by_suffix_and_pivots(store, tmp_path):
 def test_fast_sql_reader_matches_mlflow_client(store):
     _, uri = store
     fast = read_trials(uri, ["tiny", "tiny_b"])
-    slow = pd.concat([client_trials(uri, name).assign(experiment=name) for name in ("tiny", "tiny_b")], ignore_index=True)
+    slow = pd.concat([experiment_runs(uri, name, "trial").assign(experiment=name) for name in ("tiny", "tiny_b")], ignore_index=True)
     assert len(fast) == 6
     pd.testing.assert_frame_equal(fast[sorted(fast.columns)], slow[sorted(slow.columns)], check_dtype=False)
 

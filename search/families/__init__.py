@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
+from search.families.cells import build_cells
 from search.families.resnet import build_resnet
 from search.families.vgg import build_vgg
 
-BUILDERS = {"vgg": build_vgg, "resnet": build_resnet}
+BUILDERS = {"vgg": build_vgg, "resnet": build_resnet, "cells": build_cells}
 
 
 def build_model(family: str, *, input_shape: tuple[int, int, int], num_classes: int, **axes):
