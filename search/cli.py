@@ -186,13 +186,13 @@ def _print_result(console, space, result) -> None:
 
 def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_dir: Path, fresh: bool, origin=None):
     """One search with the live display; input and interruption problems end the command here."""
+    from rich.markup import escape
+
     from search.data import DataError
     from search.progress import RichProgress
     from search.resume import SearchBusy, SearchChanged
     from search.runner import run_search
     from search.store import TrackingError
-
-    from rich.markup import escape
 
     training = space.training
     console.print(f"[bold]{space.name}[/]: {escape(space.describe())}, {space.search.strategy} search, "
@@ -223,24 +223,36 @@ def study_command(
     from search.study import load_study
 
     try:
-        study, spaces = load_study(folder, full)
+        study, plan = load_study(folder, full)
     except SpaceError as error:
         _fail(str(error))
     _quiet_tensorflow()
     from rich.console import Console
 
     from search.report import write_report
-    from search.study import search_record, seeded, write_record
+    from search.store import TrackingError, resolve_tracking_uri
+    from search.study import search_record, seeded, transfer_target, write_record, write_search_table
+    from search.transfer import TransferError, best_cells, transferred_space
 
     console = Console()
-    experiment = study.experiment(full)
+    experiment, search_experiment = study.experiment(full), study.search_experiment(full)
     records = []
-    for space_path, space in spaces:
+    searches_then_spaces = [(p, s, search_experiment) for p, s in plan.searches] + [(p, s, experiment) for p, s in plan.spaces]
+    for space_path, space, into in searches_then_spaces:
         for seed in study.seeds:
-            result = _search_with_progress(console, seeded(space, seed, experiment), space_path, tracking_uri, tuner_dir, False)
+            result = _search_with_progress(console, seeded(space, seed, into), space_path, tracking_uri, tuner_dir, False)
             records.append(search_record(space_path, seed, result.trials))
+    for transfer, search, target_path, target in plan.transfers:
+        for seed in study.seeds:
+            source = seeded(search, seed, search_experiment)
+            try:
+                origin = best_cells(resolve_tracking_uri(tracking_uri), search_experiment, top=transfer.top, space=source.name)
+                space = transferred_space(transfer_target(target, search, seed, experiment), origin)
+            except (TransferError, TrackingError) as error:
+                _fail(f"{target_path}: {error}")
+            result = _search_with_progress(console, space, target_path, tracking_uri, tuner_dir, False, origin)
+            records.append(search_record(target_path, seed, result.trials))
     out = folder / ("results-full" if full else "results")
-    from search.store import TrackingError
     from search.tables import TableError
 
     try:
@@ -248,6 +260,8 @@ def study_command(
     except (TableError, TrackingError) as error:
         _fail(f"{folder / 'study.yaml'}: the searches ran, but the report failed: {error}")
     write_record(out, study, full, records)
+    if plan.searches:
+        write_search_table(resolve_tracking_uri(tracking_uri), search_experiment, out)
     console.print(f"wrote the report and methods record to {out}/ (open {out / 'index.html'})")
 
 

@@ -15,10 +15,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from search.architectures import min_input_size
-from search.space import ResNetModel, Space, VGGModel
+from search.space import CellsModel, ResNetModel, Space, VGGModel
 
 MAX_BYTES = 1_000_000
-FAMILY_MODELS = {"vgg": VGGModel, "resnet": ResNetModel}
+FAMILY_MODELS = {"vgg": VGGModel, "resnet": ResNetModel, "cells": CellsModel}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 KNOWN_SIZES = {"digits": 1797, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
 
@@ -146,7 +146,8 @@ def _from_pydantic(err: dict, root: yaml.Node) -> Problem:
             message += f" (got {err['input']!r})"
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):  # the family decides the model's keys
         loc = [*loc, "family"]
-        families = " or ".join(repr(name) for name in FAMILY_MODELS)
+        names = [repr(name) for name in FAMILY_MODELS]
+        families = f"{', '.join(names[:-1])} or {names[-1]}"
         message = f"Input should be {families}" + (f" (got {err['ctx']['tag']!r})" if "tag" in err.get("ctx", {}) else "")
         if err["type"] == "union_tag_not_found":
             message = f"Field required: {families}"

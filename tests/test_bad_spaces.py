@@ -25,7 +25,7 @@ EXPECTED = {
     "13_absurd_learning_rate.yaml": "training.learning_rate: Input should be less than or equal to 10",
     "14_zero_validation_split.yaml": "dataset.validation_split: Input should be greater than 0",
     "15_unknown_dataset.yaml": "dataset.name: Input should be 'digits'",
-    "16_unknown_family.yaml": "model.family: Input should be 'vgg' or 'resnet' (got 'alexnet')",
+    "16_unknown_family.yaml": "model.family: Input should be 'vgg', 'resnet' or 'cells' (got 'alexnet')",
     "17_bad_resnet_depth.yaml": "model.depth: ResNet depth 21 is neither 18/34 nor 6n+2",
     "18_bad_vgg_config.yaml": "model.config: Input should be 'A', 'A-LRN'",
     "19_input_too_small_vgg.yaml": "dataset.input_size: 16 is too small for vgg config A",
@@ -51,6 +51,13 @@ EXPECTED = {
     "39_binary.yaml": "binary file",
     "40_latin1.yaml": "not UTF-8 text",
     "41_directory.yaml": "is a directory",
+    "42_cells_grid_search.yaml": "search.strategy: grid cannot enumerate searched cells",
+    "43_cells_without_max_trials.yaml": "search.max_trials: required when cells are searched",
+    "44_genotype_unknown_op.yaml": "model.genotype: normal block 1: unknown op 'conv9x9'; known: identity, sep3x3",
+    "45_genotype_state_too_late.yaml": "normal block 1: state 4 does not exist yet",
+    "46_sample_larger_than_population.yaml": "search.sample_size: 6 is more than search.population_size (4)",
+    "47_cells_unknown_op.yaml": "model.ops[1]: Input should be 'identity'",
+    "48_input_too_small_cells.yaml": "dataset.input_size: 2 is too small for cells stages 3",
 }
 
 

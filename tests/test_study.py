@@ -3,10 +3,12 @@ determinism claim: the same seeds on CPU reproduce the metrics exactly."""
 
 import json
 
+import pytest
 from conftest import TINY_SPACE, write
 from typer.testing import CliRunner
 
 from search.cli import app
+from search.spacefile import SpaceError
 
 runner = CliRunner()
 
@@ -58,10 +60,21 @@ def test_the_shipped_studies_load_and_their_results_are_committed():
     from search.study import load_study
 
     folders = sorted(p.parent for p in (REPO / "experiments").glob("*/study.yaml"))
-    assert {f.name for f in folders} >= {"degradation", "bn_placement", "vgg_depth", "kernel_size", "conv_kind"}
+    assert {f.name for f in folders} >= {"degradation", "bn_placement", "vgg_depth", "kernel_size", "conv_kind", "nasnet"}
     for folder in folders:
-        study, spaces = load_study(folder)
-        assert len(study.seeds) >= 3 and spaces
+        study, plan = load_study(folder)
+        assert len(study.seeds) >= 3 and plan.spaces
         assert "Run it:" in (folder / "README.md").read_text()
         record = json.loads((folder / "results" / "record.json").read_text())
-        assert record["seeds"] == study.seeds and len(record["searches"]) == len(study.seeds) * len(spaces)
+        searches = len(plan.searches) + len(plan.spaces) + len(plan.transfers)
+        assert record["seeds"] == study.seeds and len(record["searches"]) == len(study.seeds) * searches
+
+
+def test_a_transfer_must_name_one_of_the_study_searches(tmp_path):
+    from search.study import load_study
+
+    folder = make_study(tmp_path / "s")
+    text = (folder / "study.yaml").read_text()
+    (folder / "study.yaml").write_text(text + "transfers:\n  - {search: nowhere.yaml, target: space.yaml}\n")
+    with pytest.raises(SpaceError, match="transfers: search 'nowhere.yaml' is not one of the study's searches"):
+        load_study(folder)
