@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -51,7 +52,7 @@ class RichProgress(TrialObserver):
         shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k in ("loss", "val_loss", "val_accuracy"))
         self.progress.update(self.epochs_task, advance=1, status=shown)
 
-    def trial_end(self, trial_id: str, status: str, metrics: dict) -> None:
+    def trial_end(self, trial_id: str, status: str, metrics: dict, reason: str = "") -> None:
         score = metrics.get(f"best_{self.objective}")
         if score is not None and (self.best is None or (score > self.best) == self.maximise):
             self.best = score
@@ -59,5 +60,5 @@ class RichProgress(TrialObserver):
         shown = f"{self.objective} {score:.4f}" if score is not None else ""
         seconds = metrics.get("train_seconds")
         timing = f"{seconds:6.1f} s" if seconds is not None else ""
-        self.console.print(f"trial {trial_id}  {status:<8} {shown}  (best {best})  {timing}")
+        self.console.print(f"trial {trial_id}  {status:<8} {shown}  (best {best})  {timing}" + (f"  {escape(reason)}" if reason else ""))
         self.progress.update(self.trials_task, advance=1, status=f"best {self.objective} {best}")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import keras_tuner as kt
 from keras_tuner.engine import base_tuner
+from keras_tuner.src import config as kt_config
 
 from search.hypermodel import declare
 from search.space import Space
@@ -33,7 +34,7 @@ class TrialObserver:
 
     def epoch_end(self, trial_id: str, execution: int, epoch: int, logs: dict) -> None: ...
 
-    def trial_end(self, trial_id: str, status: str, metrics: dict) -> None: ...
+    def trial_end(self, trial_id: str, status: str, metrics: dict, reason: str = "") -> None: ...
 
 
 class TrackedTuner(base_tuner.BaseTuner):
@@ -64,6 +65,7 @@ class TrackedTuner(base_tuner.BaseTuner):
         self.trial_tags = trial_tags or (lambda values: {})
         self.trial_metrics = trial_metrics or {}
         self.context = process_context()
+        kt_config.DEBUG = False  # KerasTuner prints a traceback per failed trial; the reason is shown and logged instead
 
     def _populate_initial_space(self):
         """Declare the axes without building a model in this process (KerasTuner would build one)."""
@@ -102,7 +104,7 @@ class TrackedTuner(base_tuner.BaseTuner):
         except BaseException as error:  # the run must not stay RUNNING, whatever failed
             status, reason = _status_and_reason(error)
             self.tracker.end_run(run_id, status, reason=reason)
-            self.observer.trial_end(trial.trial_id, status, {})
+            self.observer.trial_end(trial.trial_id, status, {}, reason)
             raise
         self.observer.trial_end(trial.trial_id, "FINISHED", metrics)
         return [_best_epoch(curve, self.oracle.objective) for curve in curves]
