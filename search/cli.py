@@ -17,6 +17,9 @@ app = typer.Typer(
 )
 
 SpaceArg = Annotated[Path, typer.Argument(help="A space file (YAML), e.g. spaces/vgg_depth.yaml.", show_default=False)]
+HeartbeatOpt = Annotated[
+    float, typer.Option(help="Seconds without a word from a worker before its trial is handed to another.", min=1)
+]
 TrackingOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -117,6 +120,10 @@ def run(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Start over instead of continuing an interrupted search (or repeating a finished one).")
     ] = False,
+    workers: Annotated[
+        int, typer.Option(help="Train trials in N worker processes on this machine, served by a KerasTuner chief (0: in this process).", min=0)
+    ] = 0,
+    heartbeat_timeout: HeartbeatOpt = 120.0,
 ):
     """Run the search: every trial is a nested MLflow run under one parent run for the search.
 
@@ -126,9 +133,121 @@ def run(
     _quiet_tensorflow()
     from rich.console import Console
 
+    from search.distributed import Distribution
+
     console = Console()
-    result = _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, fresh)
+    distribution = Distribution(local_workers=workers, heartbeat_timeout=heartbeat_timeout) if workers else None
+    result = _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, fresh, distribution=distribution)
     _print_result(console, space, result)
+
+
+@app.command()
+def chief(
+    space_path: SpaceArg,
+    host: Annotated[str, typer.Option(help="Address the chief listens on; 0.0.0.0 for workers on other machines.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the chief listens on.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Also start N workers on this machine.", min=0)] = 0,
+    heartbeat_timeout: HeartbeatOpt = 120.0,
+    tracking_uri: TrackingOpt = None,
+    tuner_dir: Annotated[Path, typer.Option(help="Where KerasTuner keeps its trial state.")] = Path("mlruns") / "tuner",
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of continuing or repeating.")] = False,
+):
+    """Serve a search to workers (KerasTuner's distributed chief): creates the parent run, hands out trials,
+    ends when every trial is in. Start workers with `archsearch worker SPACE --chief HOST:PORT`."""
+    space = _load(space_path)
+    _quiet_tensorflow()
+    from rich.console import Console
+
+    from search.distributed import Distribution
+
+    console = Console()
+    distribution = Distribution(f"{host}:{port}", workers, heartbeat_timeout)
+    console.print(f"chief of {space.name} listening on {host}:{port}; workers: archsearch worker {space_path} --chief HOST:{port}")
+    result = _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, fresh, distribution=distribution)
+    _print_result(console, space, result)
+
+
+@app.command()
+def worker(
+    space_path: SpaceArg,
+    chief_address: Annotated[str, typer.Option("--chief", help="HOST:PORT of the chief serving this space's search.", show_default=False)],
+    worker_id: Annotated[
+        Optional[str], typer.Option("--id", help="A name unique among the search's workers (default: host and process id).", show_default=False)
+    ] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for each trial (default: all).", min=1, show_default=False)] = None,
+    tracking_uri: TrackingOpt = None,
+    tuner_dir: Annotated[Path, typer.Option(help="Where this worker keeps its trial state.")] = Path("mlruns") / "tuner",
+):
+    """Train trials handed out by a chief, logging each to the chief's search in the same tracking store.
+    Exits when the chief has no trial left."""
+    import os
+    import socket
+
+    space = _load(space_path)
+    if ":" not in chief_address or not chief_address.rpartition(":")[2].isdigit():
+        _fail(f"--chief: expected HOST:PORT, got {chief_address!r}")
+    _quiet_tensorflow()
+    from search.data import DataError
+    from search.distributed import WorkerError, run_worker
+    from search.store import TrackingError
+
+    worker_id = worker_id or f"worker-{socket.gethostname()}-{os.getpid()}"
+    typer.echo(f"{worker_id}: joining the search of {space.name} served by {chief_address}")
+    try:
+        parent_id = run_worker(space, space_path, chief_address, worker_id=worker_id, tracking_uri=tracking_uri, tuner_dir=tuner_dir,
+                               threads=threads, observer=_LineObserver(worker_id))
+    except (DataError, WorkerError, TrackingError) as error:
+        _fail(f"{space_path}: {error}")
+    typer.echo(f"{worker_id}: no trial left in search {parent_id}; done")
+
+
+class _LineObserver:
+    """A worker's log: one line per trial it starts and ends."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def search_begin(self, planned_trials) -> None: ...
+
+    def epoch_end(self, trial_id, execution, epoch, logs) -> None: ...
+
+    def trial_begin(self, trial_id: str, values: dict) -> None:
+        typer.echo(f"{self.name}: trial {trial_id} started", err=False)
+
+    def trial_end(self, trial_id: str, status: str, metrics: dict, reason: str = "") -> None:
+        score = next((f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("best_")), "")
+        typer.echo(f"{self.name}: trial {trial_id} {status} {score} {reason}".rstrip())
+
+
+@app.command()
+def server(
+    backend_store_uri: Annotated[
+        str, typer.Option(help="sqlite:///path/mlflow.db, or postgresql://user:password@host/db for a team.")
+    ] = "sqlite:///mlruns/mlflow.db",
+    artifacts: Annotated[Path, typer.Option(help="Where the server keeps artifacts (clients upload through it).")] = Path("mlruns") / "artifacts",
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine, 0.0.0.0 opens it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 5000,
+):
+    """Start an MLflow tracking server for chief and workers on several machines to log to
+    (`--tracking-uri http://HOST:PORT` on each); it also serves the UI."""
+    import os
+    import sys
+
+    from search.store import sqlite_path
+
+    db = sqlite_path(backend_store_uri)
+    if db is not None:
+        from search.tracking import create_sqlite_store
+
+        create_sqlite_store(db)  # built atomically: a server killed while creating it leaves no broken store
+    elif not backend_store_uri.startswith(("postgresql://", "postgresql+", "mysql://", "mysql+")):
+        _fail(f"--backend-store-uri: expected sqlite:///PATH or a postgresql:// / mysql:// URI, got {backend_store_uri!r}")
+    artifacts.mkdir(parents=True, exist_ok=True)
+    typer.echo(f"MLflow tracking server on http://{host}:{port} (store {backend_store_uri}, artifacts {artifacts}); "
+               f"clients: --tracking-uri http://{host}:{port}")
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
+                              "--artifacts-destination", str(artifacts.resolve()), "--host", host, "--port", str(port)])
 
 
 @app.command()
@@ -184,7 +303,7 @@ def _print_result(console, space, result) -> None:
     console.print(f"open in the MLflow UI: {_ui_hint(result.tracking_uri, result.experiment_id, result.parent_id)}")
 
 
-def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_dir: Path, fresh: bool, origin=None):
+def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_dir: Path, fresh: bool, origin=None, distribution=None):
     """One search with the live display; input and interruption problems end the command here."""
     from rich.markup import escape
 
@@ -198,11 +317,13 @@ def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_
     console.print(f"[bold]{space.name}[/]: {escape(space.describe())}, {space.search.strategy} search, "
                   f"{training.epochs} epochs each, seed {space.search.seed}")
     try:
-        with RichProgress(console, space.search.objective, training.epochs, space.search.executions_per_trial) as progress:
+        executions = space.search.executions_per_trial
+        with RichProgress(console, space.search.objective, training.epochs, executions, distributed=distribution is not None) as progress:
             return run_search(
-                space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, observer=progress, origin=origin
+                space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, observer=progress, origin=origin,
+                distribution=distribution,
             )
-    except (DataError, SearchChanged, SearchBusy, TrackingError) as error:
+    except (DataError, SearchChanged, SearchBusy, TrackingError, OSError) as error:
         _fail(f"{space_path}: {error}")
     except KeyboardInterrupt:
         _fail("interrupted; the running trial and the search were marked KILLED in MLflow. "

@@ -18,8 +18,10 @@ from search.tuner import TrialObserver
 class RichProgress(TrialObserver):
     """Two bars (trials, epochs of the running trial) and one printed line per finished trial."""
 
-    def __init__(self, console: Console, objective: str, epochs: int, executions: int):
+    def __init__(self, console: Console, objective: str, epochs: int, executions: int, distributed: bool = False):
+        """`distributed`: trials train in workers; show which worker took each trial instead of its epochs."""
         self.console = console
+        self.distributed = distributed
         self.objective = objective
         self.maximise = not objective.endswith("loss")
         self.epochs = epochs * executions
@@ -46,6 +48,9 @@ class RichProgress(TrialObserver):
         self.progress.update(self.trials_task, total=planned_trials)
 
     def trial_begin(self, trial_id: str, values: dict) -> None:
+        if self.distributed:
+            self.console.print(f"trial {trial_id}  started on {values.get('worker', '?')}")
+            return
         self.progress.reset(self.epochs_task, total=self.epochs, visible=True, description=f"trial {trial_id}", status="")
 
     def epoch_end(self, trial_id: str, execution: int, epoch: int, logs: dict) -> None:

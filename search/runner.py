@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from search.data import Data, load_data
+from search.distributed import Distribution, search_key, serve
 from search.provenance import provenance_tags
 from search.resume import (
     LOCK_FILE,
@@ -52,7 +53,8 @@ def run_search(space: Space, space_path: Path, *, tuner_dir: Path = DEFAULT_TUNE
     """Run every trial of `space`; each is a nested MLflow run under one parent run for the search.
 
     An interrupted search of the same space (same tuner folder) is continued; see `search.resume`.
-    Options: tracking_uri, fresh, observer, origin (a transfer's source search). One process at a time works on a search (a lock file).
+    Options: tracking_uri, fresh, observer, origin (a transfer's source search), distribution (serve the
+    trials to workers as a KerasTuner chief instead of running them here). One process at a time works on a search (a lock file).
     """
     data = load_data(space.dataset, space.search.seed)  # before anything is written: bad data writes nothing
     with exclusive(Path(tuner_dir) / space.name):
@@ -69,8 +71,8 @@ def _run_search(
     fresh: bool = False,
     observer: TrialObserver | None = None,
     origin: Origin | None = None,
+    distribution: Distribution | None = None,
 ) -> SearchResult:
-    seed = space.search.seed
     uri = resolve_tracking_uri(tracking_uri)
     project = Path(tuner_dir) / space.name
     resolved = space.model_dump(mode="json")
@@ -91,10 +93,7 @@ def _run_search(
     elif fresh:
         _abandon(SearchState.read(project))
     tracker = Tracker(uri, space.experiment)
-    tags = provenance_tags(space_path, seed)
-    params = space.settings() | data.describe() | {"device": compute_device()}
-    if origin is not None:
-        params |= origin.trial_params()
+    params, tags = run_context(space, space_path, data, origin)
     if previous is not None:
         parent_id = previous.parent_id
         tracker.reopen(parent_id)
@@ -118,19 +117,18 @@ def _run_search(
             tracker=tracker,
             parent_id=parent_id,
             run_params=params,
-            run_tags=tags
-            | {
-                ROLE_TAG: "trial",
-                "archsearch.axes": ",".join(space.axes()),
-                "archsearch.varying": ",".join(space.varying_names()),
-            },
+            run_tags=trial_tags(space, tags),
             observer=observer,
             trial_tags=origin.trial_tags if origin else None,
             trial_metrics=origin.trial_metrics() if origin else None,
+            threads=distribution.threads_per_worker() if distribution else None,
         )
         data.save(project / "data.npz")
         observer.search_begin(planned_trials(space))
-        tuner.search(verbose=0)
+        if distribution is None:
+            tuner.search(verbose=0)
+        else:
+            serve(tuner, distribution, tracker, parent_id, search_key(resolved, data), space_path, uri, tuner_dir, observer)
     except KeyboardInterrupt:
         tracker.end_run(parent_id, "KILLED", reason="interrupted (Ctrl-C); run the same command again to continue")
         raise
@@ -143,6 +141,22 @@ def _run_search(
     tracker.end_run(parent_id, "FINISHED")
     state.ended("finished").write(project)
     return SearchResult(uri, tracker.experiment_id, parent_id, trials, "resumed" if previous else "finished")
+
+
+def run_context(space: Space, space_path: Path, data: Data, origin: Origin | None = None) -> tuple[dict, dict]:
+    """The params and provenance tags every run of this search carries (the chief's and each worker's)."""
+    params = space.settings() | data.describe() | {"device": compute_device()}
+    if origin is not None:
+        params |= origin.trial_params()
+    return params, provenance_tags(space_path, space.search.seed)
+
+
+def trial_tags(space: Space, tags: dict) -> dict:
+    return tags | {
+        ROLE_TAG: "trial",
+        "archsearch.axes": ",".join(space.axes()),
+        "archsearch.varying": ",".join(space.varying_names()),
+    }
 
 
 def compute_device() -> str:

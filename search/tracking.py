@@ -126,6 +126,16 @@ class Tracker:
             self.end_run(run.info.run_id, status, reason)
         return len(running)
 
+    def end_running_trial(self, parent_id: str, trial_id: str, status: str, reason: str) -> int:
+        """End the RUNNING runs of one trial of a search (left behind by a lost worker)."""
+        running = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{PARENT_TAG}` = '{parent_id}' and params.trial_id = '{trial_id}' and attributes.status = 'RUNNING'",
+        )
+        for run in running:
+            self.end_run(run.info.run_id, status, reason)
+        return len(running)
+
     def finished_trial(self, parent_id: str, trial_id: str) -> dict[str, float] | None:
         """The metrics of a FINISHED run of this trial under this search, if one exists (a process
         killed between logging a trial and KerasTuner saving it must not run it twice)."""

@@ -44,6 +44,7 @@ class TrialJob:
     initial_epoch: int = 0
     load_weights_from: Path | None = None  # hyperband: continue a shorter trial's best epoch
     save_weights_to: Path | None = None
+    threads: int | None = None  # CPU threads for TensorFlow's ops (workers sharing one machine)
 
 
 class TrialFailed(Exception):
@@ -78,6 +79,9 @@ def _exit_with(search_pid: int) -> None:
 
 
 def _run(job: TrialJob, events) -> float:
+    if job.threads:  # before the first op, while TensorFlow's thread pools can still be sized
+        tf.config.threading.set_intra_op_parallelism_threads(job.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(job.threads)
     with stderr_silenced():  # each process probes for CUDA on its first op
         tf.constant(0)
     tf.config.experimental.enable_op_determinism()

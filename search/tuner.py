@@ -19,6 +19,7 @@ import keras_tuner as kt
 from keras_tuner.engine import base_tuner
 from keras_tuner.src import config as kt_config
 
+from search.distributed import HEARTBEAT_SECONDS, is_worker
 from search.hypermodel import declare
 from search.space import Space
 from search.tracking import Tracker
@@ -50,10 +51,12 @@ class TrackedTuner(base_tuner.BaseTuner):
         observer: TrialObserver | None = None,
         trial_tags=None,
         trial_metrics: dict | None = None,
+        threads: int | None = None,
         **kwargs,
     ):
         """`trial_tags(values) -> dict` and `trial_metrics` add to every trial run (a transfer's links to
-        the search its cells came from, and that search's cost)."""
+        the search its cells came from, and that search's cost); `threads` caps each trial's CPU threads
+        (workers sharing a machine)."""
         self.space = space
         super().__init__(**kwargs)
         self.data_path = data_path
@@ -64,6 +67,7 @@ class TrackedTuner(base_tuner.BaseTuner):
         self.observer = observer or TrialObserver()
         self.trial_tags = trial_tags or (lambda values: {})
         self.trial_metrics = trial_metrics or {}
+        self.threads = threads
         self.context = process_context()
         kt_config.DEBUG = False  # KerasTuner prints a traceback per failed trial; the reason is shown and logged instead
 
@@ -81,10 +85,12 @@ class TrackedTuner(base_tuner.BaseTuner):
             self.observer.trial_begin(trial.trial_id, values)
             self.observer.trial_end(trial.trial_id, "FINISHED", recorded)
             return {self.oracle.objective.name: recorded[f"best_{self.oracle.objective.name}"]}
+        # a run left RUNNING by a worker that died with this trial (the chief handed it out again)
+        self.tracker.end_running_trial(self.parent_id, trial.trial_id, "KILLED", "its worker was lost; the trial ran again")
         run_id = self.tracker.start_run(
             f"trial-{trial.trial_id}",
             params=self.run_params | values | {"trial_id": trial.trial_id},
-            tags=self.run_tags | self.trial_tags(values),
+            tags=self.run_tags | self.trial_tags(values) | ({"archsearch.worker": self.tuner_id} if is_worker() else {}),
             parent_id=self.parent_id,
         )
         self.observer.trial_begin(trial.trial_id, values)
@@ -123,7 +129,8 @@ class TrackedTuner(base_tuner.BaseTuner):
             space=self.space,
             data_path=self.data_path,
             hyperparameters=trial.hyperparameters,
-            seed=self.oracle.seed,
+            seed=self.space.search.seed,
+            threads=self.threads,
             search_pid=os.getpid(),
             executions=self.space.search.executions_per_trial,
             epochs=values.get("tuner/epochs", self.space.training.epochs),
@@ -143,8 +150,10 @@ class TrackedTuner(base_tuner.BaseTuner):
         costs: dict = {}
         summary = ""
         process.start()
+        heartbeat = Heartbeat(self.oracle, trial.trial_id)
         try:
             while True:
+                heartbeat.beat()
                 try:
                     kind, *payload = events.get(timeout=1.0)
                 except queue.Empty:
@@ -187,6 +196,20 @@ class TrackedTuner(base_tuner.BaseTuner):
             for key in finals[0]:
                 metrics[f"{key}_std"] = statistics.stdev(final[key] for final in finals)
         return metrics
+
+
+class Heartbeat:
+    """A worker tells the chief it is alive and on its trial every few seconds (a cheap `get_trial`), so
+    the chief can hand out again the trials of workers that stop talking."""
+
+    def __init__(self, oracle, trial_id: str):
+        self.oracle, self.trial_id = (oracle if is_worker() else None), trial_id
+        self.last = time.monotonic()
+
+    def beat(self) -> None:
+        if self.oracle is not None and time.monotonic() - self.last > HEARTBEAT_SECONDS:
+            self.oracle.get_trial(self.trial_id)
+            self.last = time.monotonic()
 
 
 def _status_and_reason(error: BaseException) -> tuple[str, str]:

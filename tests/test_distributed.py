@@ -1,0 +1,109 @@
+"""Distributed search on loopback: a real MLflow tracking server, a KerasTuner chief and two workers, one of
+them killed mid-trial. Every trial must end FINISHED exactly once and the chief must exit on its own."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from conftest import REPO, write
+from mlflow.tracking import MlflowClient
+
+from search.store import PARENT_TAG
+
+SPACE = """\
+name: loopback
+dataset: {name: digits, input_size: 8, subset: 300, validation_split: 0.3}
+model: {family: resnet, depth: 8, width: 0.5, residual: [false, true], bn: [none, post, pre]}
+training: {learning_rate: 0.02, batch_size: 32, epochs: 3}
+search: {strategy: grid, seed: 5}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def archsearch(*args, log=None):
+    env = os.environ | {"PYTHONPATH": str(REPO), "MLFLOW_LOGGING_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "search.cli", *map(str, args)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def server_up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def processes():
+    started = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_dies(tmp_path, processes):
+    space = write(tmp_path / "space.yaml", SPACE)
+    url = f"http://127.0.0.1:{free_port()}"
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("server", "chief", "w1", "w2")}  # noqa: SIM115
+    processes.append(archsearch("server", "--backend-store-uri", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}",
+                                "--artifacts", tmp_path / "artifacts", "--port", url.rsplit(":", 1)[1], log=logs["server"]))
+    wait_until(lambda: server_up(url), 90, "the MLflow server")
+    chief_port = free_port()
+    chief = archsearch("chief", space, "--port", chief_port, "--tracking-uri", url, "--heartbeat-timeout", 8,
+                       "--tuner-dir", tmp_path / "chief", log=logs["chief"])
+    processes.append(chief)
+    workers = {
+        name: archsearch("worker", space, "--chief", f"127.0.0.1:{chief_port}", "--id", name, "--tracking-uri", url,
+                         "--tuner-dir", tmp_path / name, "--threads", 1, log=logs[name])
+        for name in ("w1", "w2")
+    }
+    processes.extend(workers.values())
+    client = MlflowClient(url)
+
+    def running_trial_of_w1():
+        experiment = client.get_experiment_by_name("loopback")
+        if experiment is None:
+            return None
+        runs = client.search_runs([experiment.experiment_id], "tags.`archsearch.worker` = 'w1' and attributes.status = 'RUNNING'")
+        return runs[0] if runs else None
+
+    killed_run = wait_until(running_trial_of_w1, 120, "worker w1 to start a trial")
+    os.killpg(workers["w1"].pid, signal.SIGKILL)  # the worker and its trial process, mid-trial
+    assert chief.wait(timeout=240) == 0, (tmp_path / "chief.log").read_text()
+    assert workers["w2"].wait(timeout=60) == 0, (tmp_path / "w2.log").read_text()
+
+    experiment = client.get_experiment_by_name("loopback")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if PARENT_TAG not in r.data.tags]
+    trials = [r for r in runs if PARENT_TAG in r.data.tags]
+    finished = [r for r in trials if r.info.status == "FINISHED"]
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_finished"] == 6
+    assert sorted(r.data.params["trial_id"] for r in finished) == [str(i) for i in range(6)]  # each exactly once
+    lost = client.get_run(killed_run.info.run_id)
+    assert lost.info.status == "KILLED" and "worker was lost" in lost.data.tags["failure_reason"]
+    assert any(r.data.params["trial_id"] == lost.data.params["trial_id"] and r.data.tags["archsearch.worker"] == "w2" for r in finished)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert {r.data.params["bn"] for r in finished} == {"none", "post", "pre"}
