@@ -17,14 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
+from results import record  # noqa: E402
 
-from search.provenance import library_versions  # noqa: E402
 from search.report import load_comparison  # noqa: E402
 from search.store import PARENT_TAG, ROLE_TAG  # noqa: E402
 from search.tables import render  # noqa: E402
@@ -92,16 +91,13 @@ def main() -> None:
             print(f"{size:>6} runs: filled in {filled:.0f} s; compare library {library:.2f} s, command {command:.2f} s", flush=True)
     (small, small_lib, _), (large, large_lib, large_cmd) = rows[0], rows[-1]
     growth = (large_lib / small_lib) / (large / small)
-    line = (
-        f"| compare speed | {time.strftime('%Y-%m-%d')} | "
-        + ", ".join(f"{n:,} runs: {lib:.2f} s library / {cmd:.2f} s command" for n, lib, cmd in rows)
-        + f"; time ratio {large:,}/{small:,} runs ÷ size ratio = {growth:.2f} (1.0 = linear; goal: command under 3 s) | "
-        f"sqlite store | {os.cpu_count()} CPUs, mlflow {library_versions()['mlflow']}, pandas {library_versions()['pandas']} |"
+    record(
+        "compare speed",
+        ", ".join(f"{n:,} runs: {lib:.2f} s library / {cmd:.2f} s command" for n, lib, cmd in rows)
+        + f"; time ratio {large:,}/{small:,} runs ÷ size ratio = {growth:.2f} (1.0 = linear; goal: command under 3 s)",
+        "sqlite store",
+        ("mlflow", "pandas"),
     )
-    print(line)
-    results = Path(__file__).with_name("RESULTS.md")
-    with results.open("a") as out:
-        out.write(line + "\n")
     sys.exit(0 if large_cmd < 3 else 1)
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from search.provenance import library_versions  # noqa: E402
+from results import record  # noqa: E402
+
 from search.runner import run_search  # noqa: E402
 from search.spacefile import load_space  # noqa: E402
 from search.tuner import TrialObserver  # noqa: E402
@@ -47,7 +48,7 @@ class RssRecorder(TrialObserver):
     def __init__(self):
         self.after_trial: list[float] = []
 
-    def trial_end(self, trial_id, status, metrics):
+    def trial_end(self, trial_id, status, metrics, reason=""):
         self.after_trial.append(rss_mib())
 
 
@@ -68,18 +69,9 @@ def main() -> None:
     rss = recorder.after_trial
     assert len(rss) == TRIALS, f"expected {TRIALS} trials, got {len(rss)}"
     ratio = rss[-1] / rss[4]
-    line = (
-        f"| memory | {time.strftime('%Y-%m-%d')} | RSS after trial 5: {rss[4]:.0f} MiB, after trial 30: {rss[-1]:.0f} MiB, "
-        f"ratio {ratio:.3f} (goal <= 1.10) | {TRIALS} trials in {seconds:.0f} s | {os.cpu_count()} CPUs, "
-        f"tensorflow {library_versions()['tensorflow']}, keras-tuner {library_versions()['keras-tuner']} |"
-    )
     print("RSS per trial (MiB):", " ".join(f"{v:.0f}" for v in rss))
-    print(line)
-    results = Path(__file__).with_name("RESULTS.md")
-    if not results.exists():
-        results.write_text("# Benchmark results\n\n| benchmark | date | figures | run | machine |\n|---|---|---|---|---|\n")
-    with results.open("a") as out:
-        out.write(line + "\n")
+    record("memory", f"RSS after trial 5: {rss[4]:.0f} MiB, after trial 30: {rss[-1]:.0f} MiB, ratio {ratio:.3f} (goal <= 1.10)",
+           f"{TRIALS} trials in {seconds:.0f} s")
     sys.exit(0 if ratio <= 1.10 else 1)
 
 

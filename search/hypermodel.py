@@ -7,6 +7,7 @@ builder arguments, `fit` into the optimizer, schedule and batch size of one trai
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import keras
@@ -44,29 +45,36 @@ def declare(hp: kt.HyperParameters, space: Space) -> dict:
 class SpaceHyperModel(kt.HyperModel):
     """Builds and trains the candidates of one space on one data split."""
 
-    def __init__(self, space: Space, data: Data):
+    def __init__(self, space: Space, data: Data, devices: list[str] | None = None):
+        """`devices`: the replicas of a `distribute: mirrored` space (default: every visible GPU, else the CPU)."""
         super().__init__(name=space.name, tunable=True)
         self.space = space
         self.data = data
+        self.strategy = make_strategy(devices) if space.training.distribute == "mirrored" else None
 
     def declare_hyperparameters(self, hp: kt.HyperParameters) -> None:
         declare(hp, self.space)
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         values = declare(hp, self.space)
-        model = build_model(
-            self.space.model.family,
-            input_shape=self.data.input_shape,
-            num_classes=self.data.num_classes,
-            **model_values(values),
-        )
-        steps_per_epoch = math.ceil(len(self.data.y_train) / values["batch_size"])
-        model.compile(
-            optimizer=make_optimizer(values, self.space, steps_per_epoch),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        with self.strategy.scope() if self.strategy else contextlib.nullcontext():  # variables mirrored on every replica
+            model = build_model(
+                self.space.model.family,
+                input_shape=self.data.input_shape,
+                num_classes=self.data.num_classes,
+                **model_values(values),
+            )
+            steps_per_epoch = math.ceil(len(self.data.y_train) / values["batch_size"])
+            model.compile(
+                optimizer=make_optimizer(values, self.space, steps_per_epoch),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+            )
         return model
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync if self.strategy else 1
 
     def fit(self, hp: kt.HyperParameters, model: keras.Model, *, callbacks=(), epochs=None, initial_epoch=0):
         training = self.space.training
@@ -86,6 +94,13 @@ class SpaceHyperModel(kt.HyperModel):
             shuffle=False,  # the pipeline shuffles, from the seed
             verbose=0,
         )
+
+
+def make_strategy(devices: list[str] | None = None):
+    """Data parallelism inside one trial: the batch is split over the replicas, gradients are summed."""
+    import tensorflow as tf
+
+    return tf.distribute.MirroredStrategy(devices)
 
 
 def make_optimizer(values: dict, space: Space, steps_per_epoch: int) -> keras.optimizers.Optimizer:

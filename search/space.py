@@ -214,6 +214,9 @@ class Training(Strict):
     batch_size: Axis(Annotated[int, Field(ge=1, le=65536)], {"type": "integer", "minimum": 1}) = [64]
     epochs: Annotated[int, Field(ge=1, le=10000)] = 10
     early_stopping: EarlyStopping | None = None
+    distribute: Literal["none", "mirrored"] = Field(
+        "none", description="mirrored: each trial trains data-parallel on every visible GPU (tf.distribute.MirroredStrategy)"
+    )
 
 
 Strategy = Literal["grid", "random", "bayesian", "hyperband", "evolution"]
@@ -282,6 +285,7 @@ class Space(Strict):
             "plateau_patience": training.plateau_patience,
             "epochs": training.epochs,
             "early_stopping": f"{stop.monitor}/{stop.patience}" if stop else None,
+            "distribute": training.distribute,
             "strategy": search.strategy,
             "objective": search.objective,
             "max_trials": search.max_trials,

@@ -92,7 +92,7 @@ def _run(job: TrialJob, events) -> float:
         keras.utils.set_random_seed(job.seed + execution)
         model = hypermodel.build(job.hyperparameters)
         if execution == 0:
-            costs = model_costs(model)
+            costs = model_costs(model) | {"replicas": hypermodel.replicas}
             events.put(("built", costs, summary_text(model)))
             if max_params is not None and costs["params"] > max_params:
                 raise TrialFailed(f"Oversized model: {costs['params']:,} parameters > max_params {max_params:,}")

@@ -107,3 +107,30 @@ def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_dies(tm
     assert any(r.data.params["trial_id"] == lost.data.params["trial_id"] and r.data.tags["archsearch.worker"] == "w2" for r in finished)
     assert not [r for r in runs if r.info.status == "RUNNING"]
     assert {r.data.params["bn"] for r in finished} == {"none", "post", "pre"}
+
+
+MIRRORED_CHECK = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras_tuner as kt
+from search.data import load_data
+from search.hypermodel import SpaceHyperModel, declare
+from search.space import Space
+space = Space.model_validate({"name": "m", "dataset": {"name": "digits", "input_size": 8, "subset": 128},
+    "model": {"family": "resnet", "depth": 8, "width": 0.5}, "training": {"batch_size": 32, "epochs": 1, "distribute": "mirrored"}})
+hypermodel = SpaceHyperModel(space, load_data(space.dataset, 1), devices=["/cpu:0", "/cpu:1"])
+hp = kt.HyperParameters()
+declare(hp, space)
+model = hypermodel.build(hp)
+history = hypermodel.fit(hp, model, epochs=1)
+print("replicas", hypermodel.replicas, type(model.trainable_variables[0].value).__name__, len(history.history["loss"]))
+"""
+
+
+def test_mirrored_strategy_trains_one_trial_on_two_replicas():
+    """Per-trial data parallelism, wired on two logical CPU devices (on a GPU machine: one per GPU)."""
+    env = os.environ | {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", MIRRORED_CHECK], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "replicas 2 MirroredVariable 1" in done.stdout, done.stdout
