@@ -18,7 +18,7 @@ app = typer.Typer(
 
 SpaceArg = Annotated[Path, typer.Argument(help="A space file (YAML), e.g. spaces/vgg_depth.yaml.", show_default=False)]
 HeartbeatOpt = Annotated[
-    float, typer.Option(help="Seconds without a word from a worker before its trial is handed to another.", min=1)
+    float, typer.Option(help="Seconds without a word from a worker before its trial is handed to another (at least 15).", min=15)
 ]
 TrackingOpt = Annotated[
     Optional[str],
@@ -161,6 +161,7 @@ def chief(
     from search.distributed import Distribution
 
     console = Console()
+    _check_can_listen(host, port)
     distribution = Distribution(f"{host}:{port}", workers, heartbeat_timeout)
     console.print(f"chief of {space.name} listening on {host}:{port}; workers: archsearch worker {space_path} --chief HOST:{port}")
     result = _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, fresh, distribution=distribution)
@@ -186,18 +187,24 @@ def worker(
     space = _load(space_path)
     if ":" not in chief_address or not chief_address.rpartition(":")[2].isdigit():
         _fail(f"--chief: expected HOST:PORT, got {chief_address!r}")
+    worker_id = worker_id or f"worker-{socket.gethostname()}-{os.getpid()}"
+    if "chief" in worker_id:  # KerasTuner takes any tuner id containing "chief" for the chief itself
+        _fail(f"--id: a worker's name must not contain 'chief' (got {worker_id!r}); give one with --id")
     _quiet_tensorflow()
+    import grpc
+
     from search.data import DataError
     from search.distributed import WorkerError, run_worker
     from search.store import TrackingError
 
-    worker_id = worker_id or f"worker-{socket.gethostname()}-{os.getpid()}"
     typer.echo(f"{worker_id}: joining the search of {space.name} served by {chief_address}")
     try:
         parent_id = run_worker(space, space_path, chief_address, worker_id=worker_id, tracking_uri=tracking_uri, tuner_dir=tuner_dir,
                                threads=threads, observer=_LineObserver(worker_id))
     except (DataError, WorkerError, TrackingError) as error:
         _fail(f"{space_path}: {error}")
+    except grpc.RpcError as error:
+        _fail(f"lost the chief at {chief_address}: {error.code().name} ({error.details()})", code=1)
     typer.echo(f"{worker_id}: no trial left in search {parent_id}; done")
 
 
@@ -285,6 +292,18 @@ def transfer(
                   f"{origin.trials} trials, {origin.search_hours:.3f} device-hours)")
     result = _search_with_progress(console, space, target_path, tracking_uri, tuner_dir, fresh, origin)
     _print_result(console, space, result)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Refuse a taken or invalid address before the search's parent run is created."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        _fail(f"--host/--port: cannot listen on {host}:{port} ({error.strerror or error})")
 
 
 def _print_result(console, space, result) -> None:
@@ -382,7 +401,10 @@ def study_command(
         _fail(f"{folder / 'study.yaml'}: the searches ran, but the report failed: {error}")
     write_record(out, study, full, records)
     if plan.searches:
-        write_search_table(resolve_tracking_uri(tracking_uri), search_experiment, out)
+        try:
+            write_search_table(resolve_tracking_uri(tracking_uri), search_experiment, out)
+        except (TableError, TrackingError, KeyError) as error:
+            _fail(f"{folder / 'study.yaml'}: the searches ran, but their table failed: {error}")
     console.print(f"wrote the report and methods record to {out}/ (open {out / 'index.html'})")
 
 

@@ -145,10 +145,11 @@ def _run_search(
 
 def run_context(space: Space, space_path: Path, data: Data, origin: Origin | None = None) -> tuple[dict, dict]:
     """The params and provenance tags every run of this search carries (the chief's and each worker's)."""
-    params = space.settings() | data.describe() | {"device": compute_device()}
+    params = space.settings() | data.describe()
     if origin is not None:
         params |= origin.trial_params()
-    return params, provenance_tags(space_path, space.search.seed)
+    # a tag, not a param: a search resumed on other hardware must be able to say so
+    return params, provenance_tags(space_path, space.search.seed) | {"device": compute_device()}
 
 
 def trial_tags(space: Space, tags: dict) -> dict:
@@ -190,7 +191,7 @@ def search_summary(trials: pd.DataFrame, space: Space, wall_seconds: float) -> d
     }
     if "metrics.train_seconds" in trials:
         summary["train_seconds_total"] = float(trials["metrics.train_seconds"].sum())
-        summary["search_hours"] = summary["train_seconds_total"] / 3600  # device-hours; `device` says which
+        summary["search_hours"] = summary["train_seconds_total"] / 3600  # device-hours; the `device` tag says which
     best_key = f"metrics.best_{space.search.objective}"
     if best_key in trials and trials[best_key].notna().any():
         best = trials[best_key]

@@ -255,6 +255,9 @@ def check_consistency(space: Space, transfer_target: bool = False) -> list[Probl
 
 def _check_search(space: Space) -> list[Problem]:
     search, problems = space.search, []
+    if search.strategy == "evolution" and search.max_trials is not None and search.max_trials <= search.population_size:
+        problems.append(Problem("search.population_size", f"{search.population_size} is not below search.max_trials "
+                                f"({search.max_trials}): the first population_size trials are random, so evolution would never start"))
     if search.strategy == "evolution" and search.sample_size > search.population_size:
         problems.append(Problem("search.sample_size", f"{search.sample_size} is more than search.population_size ({search.population_size})"))
     if space.model.family == "cells" and space.model.searched:

@@ -183,6 +183,8 @@ def write_search_table(tracking_uri: str, experiment: str, out: Path) -> Path:
     from search.tracking import experiment_runs
 
     parents = experiment_runs(tracking_uri, experiment, "search")
+    if parents.empty:
+        raise KeyError(f"no search runs in {experiment}")
     parents = parents[parents["status"] == "FINISHED"].drop_duplicates("params.space", keep="last")
     objective = parents["params.objective"].iloc[0]
     frame = pd.DataFrame(
@@ -190,6 +192,7 @@ def write_search_table(tracking_uri: str, experiment: str, out: Path) -> Path:
             "experiment": experiment,
             "run_id": parents["run_id"],
             "status": parents["status"],
+            "search": parents["params.space"].str.replace(r"-seed\d+$", "", regex=True),
             "strategy": parents["params.strategy"],
             f"best_{objective}": pd.to_numeric(parents[f"metrics.best_{objective}"]),
             "trials_finished": pd.to_numeric(parents["metrics.trials_finished"]),
@@ -197,7 +200,7 @@ def write_search_table(tracking_uri: str, experiment: str, out: Path) -> Path:
             "train_seconds": pd.to_numeric(parents["metrics.train_seconds_total"]),
         }
     )
-    comparison = compare(frame, rows=["strategy"], metric=f"best_{objective}")
+    comparison = compare(frame, rows=["search", "strategy"], metric=f"best_{objective}")
     (out / "searches.md").write_text(
         f"Best proxy-search trial per strategy ({comparison.metric}, mean ± std over seeds); train_seconds and "
         "search_hours are each search's total.\n\n" + render(comparison, "markdown")

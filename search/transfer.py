@@ -55,16 +55,18 @@ class Origin:
 
 
 def best_cells(tracking_uri: str, experiment: str, *, top: int = 1, space: str | None = None, parent_id: str | None = None) -> Origin:
-    """The `top` best distinct genotypes of the latest finished cell search in `experiment` (of the
+    """The `top` best distinct genotypes of the cell search that finished last in `experiment` (of the
     space named `space`, or the search run `parent_id`), ranked by the search's own objective."""
     from search.tracking import experiment_runs
 
     parents = experiment_runs(tracking_uri, experiment, "search")
+    if parents.empty:
+        raise TransferError(f"experiment {experiment!r} has no search runs; run the cell search first")
     searched_cells = (parents["status"] == "FINISHED") & parents.get("params.blocks", pd.Series(index=parents.index)).notna()
-    finished = parents[searched_cells] if len(parents) else parents
+    finished = parents[searched_cells].sort_values("end_time", kind="stable")
     if parent_id is not None:
-        finished = finished[finished["run_id"] == parent_id] if len(finished) else finished
-    elif space is not None and len(finished):
+        finished = finished[finished["run_id"] == parent_id]
+    elif space is not None:
         finished = finished[finished.get("params.space") == space]
     what = f"search run {parent_id}" if parent_id else (f"space {space!r}" if space else "any space")
     if finished.empty:

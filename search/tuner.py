@@ -12,6 +12,7 @@ import math
 import os
 import queue
 import statistics
+import threading
 import time
 from pathlib import Path
 
@@ -78,6 +79,10 @@ class TrackedTuner(base_tuner.BaseTuner):
         self.oracle.update_space(hp)
 
     def run_trial(self, trial, *args, **kwargs):
+        with Heartbeat(self.oracle, trial.trial_id):
+            return self._run_trial(trial)
+
+    def _run_trial(self, trial):
         hp = trial.hyperparameters
         values = declare(hp, self.space)  # the space's names: searched cells as one `genotype`
         recorded = self.tracker.finished_trial(self.parent_id, trial.trial_id)
@@ -150,10 +155,8 @@ class TrackedTuner(base_tuner.BaseTuner):
         costs: dict = {}
         summary = ""
         process.start()
-        heartbeat = Heartbeat(self.oracle, trial.trial_id)
         try:
             while True:
-                heartbeat.beat()
                 try:
                     kind, *payload = events.get(timeout=1.0)
                 except queue.Empty:
@@ -199,17 +202,29 @@ class TrackedTuner(base_tuner.BaseTuner):
 
 
 class Heartbeat:
-    """A worker tells the chief it is alive and on its trial every few seconds (a cheap `get_trial`), so
-    the chief can hand out again the trials of workers that stop talking."""
+    """While a worker holds a trial (training, logging, waiting on MLflow), a thread tells the chief every
+    few seconds that it is alive and on it (a cheap `get_trial`), so the chief can hand out again the trials
+    of workers that stop talking. Nothing to do outside distributed mode."""
 
     def __init__(self, oracle, trial_id: str):
-        self.oracle, self.trial_id = (oracle if is_worker() else None), trial_id
-        self.last = time.monotonic()
+        self.oracle, self.trial_id = oracle, trial_id
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{trial_id}") if is_worker() else None
 
-    def beat(self) -> None:
-        if self.oracle is not None and time.monotonic() - self.last > HEARTBEAT_SECONDS:
-            self.oracle.get_trial(self.trial_id)
-            self.last = time.monotonic()
+    def __enter__(self):
+        if self.thread is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(HEARTBEAT_SECONDS):
+            try:
+                self.oracle.get_trial(self.trial_id)
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the trial's own calls report real errors
+                continue
 
 
 def _status_and_reason(error: BaseException) -> tuple[str, str]:

@@ -134,3 +134,85 @@ def test_mirrored_strategy_trains_one_trial_on_two_replicas():
     done = subprocess.run([sys.executable, "-c", MIRRORED_CHECK], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "replicas 2 MirroredVariable 1" in done.stdout, done.stdout
+
+
+def _chief_and_clients(tmp_path, monkeypatch, max_trials: int, failures: int = 3):
+    """A chief serving a real oracle on loopback, and two KerasTuner worker clients (no training)."""
+    import keras_tuner as kt
+    from keras_tuner.src.distribute.oracle_client import OracleClient
+
+    from search.distributed import Chief, identify_worker
+
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=max_trials, seed=1,
+                                           max_consecutive_failed_trials=failures)
+    hp = kt.HyperParameters()
+    hp.Choice("x", list(range(100)))
+    oracle.update_space(hp)
+    oracle._set_project_dir(str(tmp_path), "chief")
+    chief = Chief(oracle, "127.0.0.1:0", heartbeat_timeout=15)
+    chief.start()
+    clients = {}
+    for name in ("a", "b"):
+        monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+        monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(chief.port))
+        monkeypatch.setenv("KERASTUNER_TUNER_ID", name)
+        clients[name] = OracleClient(oracle)
+        identify_worker(clients[name], name, f"127.0.0.1:{chief.port}")
+    return oracle, chief, clients
+
+
+def _finish(client, trial, score=1.0, status="COMPLETED"):
+    if status == "COMPLETED":
+        client.update_trial(trial.trial_id, {"score": score})
+    trial.status = status
+    client.end_trial(trial)
+
+
+def test_a_lost_workers_trial_goes_to_the_next_worker_and_its_late_result_is_ignored(tmp_path, monkeypatch):
+    oracle, chief, clients = _chief_and_clients(tmp_path, monkeypatch, max_trials=2)
+    try:
+        first = clients["a"].create_trial("a")
+        second = clients["b"].create_trial("b")
+        assert chief.reclaim("a", "its worker process exited") == first.trial_id
+        _finish(clients["b"], second)
+        again = clients["b"].create_trial("b")
+        assert again.trial_id == first.trial_id and again.status == "RUNNING"  # handed out again
+        _finish(clients["a"], first, score=0.1)  # the lost worker comes back too late: not counted
+        assert oracle.trials[first.trial_id].status == "RUNNING"
+        _finish(clients["b"], again, score=0.7)
+        assert oracle.end_order.count(first.trial_id) == 1 and oracle.trials[first.trial_id].score == 0.7
+        assert clients["b"].create_trial("b").status == "STOPPED"
+        assert clients["a"].create_trial("a").status == "STOPPED"
+        assert chief.done()
+    finally:
+        chief.server.stop(0)
+
+
+def test_workers_wait_while_others_still_train_and_all_are_stopped_at_the_end(tmp_path, monkeypatch):
+    oracle, chief, clients = _chief_and_clients(tmp_path, monkeypatch, max_trials=2)
+    try:
+        first = clients["a"].create_trial("a")
+        second = clients["b"].create_trial("b")
+        _finish(clients["b"], second)
+        assert clients["b"].create_trial("b").status == "IDLE"  # a's trial may yet need a worker
+        assert not chief.done()
+        _finish(clients["a"], first)
+        assert clients["b"].create_trial("b").status == "STOPPED"
+        assert not chief.done()  # a has not been told yet; it would hang on a server that is gone
+        assert clients["a"].create_trial("a").status == "STOPPED"
+        assert chief.done()
+    finally:
+        chief.server.stop(0)
+
+
+def test_too_many_failed_trials_stop_the_chief_with_the_reason(tmp_path, monkeypatch):
+    oracle, chief, clients = _chief_and_clients(tmp_path, monkeypatch, max_trials=5, failures=1)
+    try:
+        trial = clients["a"].create_trial("a")
+        _finish(clients["a"], trial, status="FAILED")
+        assert chief.fatal and "consecutive failures exceeded" in chief.fatal
+        assert clients["b"].create_trial("b").status == "STOPPED"  # the oracle's lock is free, the search stops
+        with pytest.raises(RuntimeError, match="consecutive"):
+            chief.serve(poll=0.05)
+    finally:
+        chief.server.stop(0)

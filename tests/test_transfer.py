@@ -55,7 +55,7 @@ def test_a_cell_search_logs_genotypes_figures_and_its_cost(transferred):
         assert "genotype.png" in [a.path for a in client.list_artifacts(trial.info.run_id)]
     train_total = sum(t.data.metrics["train_seconds"] for t in trials)
     assert parent.data.metrics["search_hours"] == pytest.approx(train_total / 3600)
-    assert parent.data.metrics["trials_finished"] == 4 and parent.data.params["device"] == "CPU"
+    assert parent.data.metrics["trials_finished"] == 4 and parent.data.tags["device"] == "CPU"
     assert parent.data.params["strategy"] == "evolution" and parent.data.params["population_size"] == "2"
 
 
