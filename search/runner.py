@@ -78,7 +78,7 @@ def _run_search(
     resolved = space.model_dump(mode="json")
     previous = None if fresh else SearchState.read(project)
     if previous is not None:
-        changes = differences(previous.space, resolved)
+        changes = differences(with_current_defaults(previous.space), resolved)
         if previous.tracking_uri != uri:
             changes.append(f"tracking URI: {previous.tracking_uri} -> {uri}")
         if previous.data_hash != data.fingerprint:
@@ -141,6 +141,17 @@ def _run_search(
     tracker.end_run(parent_id, "FINISHED")
     state.ended("finished").write(project)
     return SearchResult(uri, tracker.experiment_id, parent_id, trials, "resumed" if previous else "finished")
+
+
+def with_current_defaults(recorded: dict) -> dict:
+    """A space recorded by an earlier version, with the defaults of fields added since: a new setting at its
+    default does not change what ran, so it must not turn a finished search into a new one."""
+    from pydantic import ValidationError
+
+    try:
+        return Space.model_validate(recorded).model_dump(mode="json")
+    except ValidationError:  # a field since removed or narrowed: compare as recorded
+        return recorded
 
 
 def run_context(space: Space, space_path: Path, data: Data, origin: Origin | None = None) -> tuple[dict, dict]:

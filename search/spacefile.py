@@ -264,7 +264,7 @@ def _check_search(space: Space) -> list[Problem]:
         if search.strategy == "grid":
             problems.append(
                 Problem("search.strategy", "grid cannot enumerate searched cells; use evolution, random, bayesian or hyperband "
-                        "(or fix the cells with model.genotype)")
+                        "(or fix the cells with model.genotype; a transfer's target gets them from `archsearch transfer`)")
             )
         elif search.max_trials is None and search.strategy != "hyperband":
             problems.append(Problem("search.max_trials", f"required when cells are searched (strategy {search.strategy})"))

@@ -174,3 +174,15 @@ def test_a_search_already_running_elsewhere_is_refused(tmp_path):
 def test_servers_bind_to_loopback_by_default(command):
     result = runner.invoke(app, command)
     assert result.exit_code == 0 and "127.0.0.1" in result.output
+
+
+def test_a_setting_added_since_at_its_default_does_not_change_a_recorded_space():
+    from search.runner import with_current_defaults
+    from search.space import Space
+
+    current = Space.model_validate({"name": "s", "model": {"family": "resnet"}}).model_dump(mode="json")
+    recorded = {k: dict(v) if isinstance(v, dict) else v for k, v in current.items()}
+    del recorded["training"]["distribute"]  # as written before the setting existed
+    assert with_current_defaults(recorded) == current
+    recorded["training"]["epochs"] = 3
+    assert with_current_defaults(recorded)["training"]["epochs"] == 3  # a real change still shows
