@@ -129,10 +129,15 @@ def search_record(space_path: Path, seed: int, trials: pd.DataFrame) -> dict:
         "validation_samples": first.get("params.validation_samples"),
         "trials_finished": int((trials["status"] == "FINISHED").sum()) if len(trials) else 0,
         "trials_failed": int((trials["status"] == "FAILED").sum()) if len(trials) else 0,
-        "train_seconds": float(pd.to_numeric(trials.get("metrics.train_seconds"), errors="coerce").sum()) if len(trials) else 0.0,
-        "trial_seconds": float(pd.to_numeric(trials.get("metrics.trial_seconds"), errors="coerce").sum()) if len(trials) else 0.0,
+        "train_seconds": _total(trials, "metrics.train_seconds"),
+        "trial_seconds": _total(trials, "metrics.trial_seconds"),
         "wall_seconds": float(seconds),
     }
+
+
+def _total(trials: pd.DataFrame, column: str) -> float:
+    """A sum over the trials that logged `column` (a trial whose process died logs no time)."""
+    return float(pd.to_numeric(trials[column], errors="coerce").sum()) if column in trials else 0.0
 
 
 def write_record(folder: Path, study: Study, full: bool, searches: list[dict]) -> Path:

@@ -2,6 +2,7 @@
 determinism claim: the same seeds on CPU reproduce the metrics exactly."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import TINY_SPACE, write
@@ -78,3 +79,13 @@ def test_a_transfer_must_name_one_of_the_study_searches(tmp_path):
     (folder / "study.yaml").write_text(text + "transfers:\n  - {search: nowhere.yaml, target: space.yaml}\n")
     with pytest.raises(SpaceError, match="transfers: search 'nowhere.yaml' is not one of the study's searches"):
         load_study(folder)
+
+
+def test_a_search_whose_trials_logged_no_time_counts_zero_not_nan():
+    import pandas as pd
+
+    from search.study import search_record
+
+    failed_only = pd.DataFrame({"status": ["FAILED"], "start_time": [0], "end_time": [5000]})
+    record = search_record(Path("space.yaml"), 1, failed_only)
+    assert record["train_seconds"] == 0.0 and record["trial_seconds"] == 0.0 and record["trials_failed"] == 1
