@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 from search.provenance import library_versions
@@ -15,7 +16,7 @@ HEADER = "# Benchmark results\n\n| benchmark | date | figures | run | machine |\
 def record(benchmark: str, figures: str, run: str, libraries: tuple[str, ...] = ("tensorflow", "keras-tuner")) -> str:
     """Print the line and append it to RESULTS.md."""
     versions = library_versions()
-    machine = f"{os.cpu_count()} CPUs, " + ", ".join(f"{name} {versions[name]}" for name in libraries)
+    machine = f"{os.cpu_count()} CPUs, " + ", ".join(f"{name} {versions.get(name) or version(name)}" for name in libraries)
     line = f"| {benchmark} | {time.strftime('%Y-%m-%d')} | {figures} | {run} | {machine} |"
     print(line)
     if not RESULTS.exists():

@@ -23,13 +23,23 @@ STYLES = ("-", "--", ":", "-.")
 
 def _label(keys: list[str], values) -> str:
     values = values if isinstance(values, tuple) else (values,)
-    return ", ".join(f"{k}={v}" for k, v in zip(keys, values)) or "all trials"
+    return ", ".join(f"{k}={v}" for k, v in zip(keys, values) if not pd.isna(v) and v != "-") or "all trials"
+
+
+def _missing_as_dash(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Groups that lack a key (a baseline has no `cells_strategy`) keep their own line, labelled without it."""
+    frame = frame.copy()
+    for key in keys:
+        if frame[key].isna().any():
+            frame[key] = frame[key].astype(object).where(frame[key].notna(), "-")
+    return frame
 
 
 def learning_curves(curves: pd.DataFrame, trials: pd.DataFrame, keys: list[str]) -> Figure:
     """Training and validation error (1 - accuracy) per epoch, one line per group (mean over its
     repeats): colour by the first key, line style by the second, as in He et al.'s Fig. 6."""
     figure, (train_ax, val_ax) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    trials = _missing_as_dash(trials, keys)
     merged = curves.merge(trials[["run_id", *keys]], on="run_id")
     first = sorted(trials[keys[0]].dropna().unique(), key=str) if keys else [None]
     colours = dict(zip(first, itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])))
@@ -60,9 +70,10 @@ def learning_curves(curves: pd.DataFrame, trials: pd.DataFrame, keys: list[str])
 def metric_by_axis(comparison: Comparison) -> Figure:
     """The metric against the first grouping key (numeric keys on a numeric axis), one series per
     combination of the other keys, error bars = std over repeats."""
-    table, keys = comparison.table, comparison.keys
-    figure, axis = plt.subplots(figsize=(6.5, 4.2))
+    keys = comparison.keys
     x_key, series_keys = (keys[0], keys[1:]) if keys else (None, [])
+    table = _missing_as_dash(comparison.table, series_keys)
+    figure, axis = plt.subplots(figsize=(6.5, 4.2))
     numeric_x = x_key is not None and pd.api.types.is_numeric_dtype(table[x_key])
     categories = sorted(table[x_key].unique(), key=lambda v: (str(type(v)), v)) if x_key else [0]
     groups = table.groupby(series_keys, sort=True) if series_keys else [((), table)]

@@ -76,7 +76,7 @@ class SpaceHyperModel(kt.HyperModel):
     def replicas(self) -> int:
         return self.strategy.num_replicas_in_sync if self.strategy else 1
 
-    def fit(self, hp: kt.HyperParameters, model: keras.Model, *, callbacks=(), epochs=None, initial_epoch=0):
+    def fit(self, hp: kt.HyperParameters, model: keras.Model, *, callbacks=(), epochs=None, initial_epoch=0, verbose=0):
         training = self.space.training
         seed = self.space.search.seed
         batch_size = hp.values["batch_size"]
@@ -92,7 +92,7 @@ class SpaceHyperModel(kt.HyperModel):
             initial_epoch=initial_epoch,
             callbacks=[*callbacks, *training_callbacks(self.space)],
             shuffle=False,  # the pipeline shuffles, from the seed
-            verbose=0,
+            verbose=verbose,
         )
 
 

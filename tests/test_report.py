@@ -153,6 +153,17 @@ def test_figures_draw_one_series_per_group(store):
     assert [len(axis.get_lines()) for axis in vs_cost.axes] == [1, 1]
 
 
+def test_a_group_without_one_of_the_keys_keeps_its_own_line(store):
+    """A baseline has no `cells_strategy`: it must still be drawn, not dropped with its missing key."""
+    _, uri = store
+    comparison, trials = load_comparison(uri, ["tiny"])
+    curves = metric_histories(uri, trials["run_id"].tolist(), ("accuracy", "val_accuracy"))
+    trials = trials.assign(origin=["searched" if str(r) == "True" else None for r in trials["residual"]])
+    figure = figures.learning_curves(curves, trials, ["residual", "origin"])
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert sorted(labels) == ["residual=False", "residual=True, origin=searched"]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
