@@ -72,7 +72,7 @@ def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_dies(tm
                                 "--artifacts", tmp_path / "artifacts", "--port", url.rsplit(":", 1)[1], log=logs["server"]))
     wait_until(lambda: server_up(url), 90, "the MLflow server")
     chief_port = free_port()
-    chief = archsearch("chief", space, "--port", chief_port, "--tracking-uri", url, "--heartbeat-timeout", 8,
+    chief = archsearch("chief", space, "--port", chief_port, "--tracking-uri", url, "--heartbeat-timeout", 15,
                        "--tuner-dir", tmp_path / "chief", log=logs["chief"])
     processes.append(chief)
     workers = {
