@@ -96,6 +96,7 @@ def _experiment_trials(connection: sqlite3.Connection, experiment_id: int) -> pd
         return pd.DataFrame(connection.execute(query, {"experiment": experiment_id}).fetchall(), columns=columns)
 
     runs = rows(TRIAL_QUERIES["runs"], ["run_id", "run_name", "status", "start_time", "end_time"]).set_index("run_id")
+    runs.insert(1, "experiment_id", str(experiment_id))  # as MLflow's client gives it
     columns = [runs]
     for prefix in ("params", "metrics", "tags"):
         long = rows(TRIAL_QUERIES[prefix], ["run_id", "key", "value"])

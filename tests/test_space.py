@@ -61,7 +61,7 @@ BAD = {
     "negative_number": (TINY_SPACE.replace("batch_size: 32", "batch_size: -32"), ["training.batch_size", "greater than or equal to 1"]),
     "absurd_number": (TINY_SPACE.replace("epochs: 2", "epochs: 1000000"), ["training.epochs", "less than or equal to 10000"]),
     "unknown_dataset": (TINY_SPACE.replace("name: digits", "name: imagenet"), ["dataset.name", "'digits'", "'cifar10'"]),
-    "unknown_family": (TINY_SPACE.replace("family: resnet", "family: alexnet"), ["model.family", "'vgg' or 'resnet'", "alexnet"]),
+    "unknown_family": (TINY_SPACE.replace("family: resnet", "family: alexnet"), ["model.family", "'vgg', 'resnet' or 'cells'", "alexnet"]),
     "bad_depth": (TINY_SPACE.replace("depth: 8", "depth: 21"), ["model.depth", "6n+2"]),
     "bad_vgg_config": (
         "name: v\nmodel: {family: vgg, config: [A, F]}\n",
