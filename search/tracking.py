@@ -117,20 +117,11 @@ class Tracker:
         """Mark a search's parent run RUNNING again, to continue logging to it on resume."""
         self.client.update_run(run_id, status="RUNNING")
 
-    def end_running_children(self, parent_id: str, status: str, reason: str) -> int:
-        """End the nested runs a killed process left RUNNING; returns how many."""
+    def end_running_children(self, parent_id: str, status: str, reason: str, trial_id: str | None = None) -> int:
+        """End the nested runs a killed process (or, for `trial_id`, a lost worker) left RUNNING; returns how many."""
+        of_trial = f" and params.trial_id = '{trial_id}'" if trial_id is not None else ""
         running = self.client.search_runs(
-            [self.experiment_id], f"tags.`{PARENT_TAG}` = '{parent_id}' and attributes.status = 'RUNNING'"
-        )
-        for run in running:
-            self.end_run(run.info.run_id, status, reason)
-        return len(running)
-
-    def end_running_trial(self, parent_id: str, trial_id: str, status: str, reason: str) -> int:
-        """End the RUNNING runs of one trial of a search (left behind by a lost worker)."""
-        running = self.client.search_runs(
-            [self.experiment_id],
-            f"tags.`{PARENT_TAG}` = '{parent_id}' and params.trial_id = '{trial_id}' and attributes.status = 'RUNNING'",
+            [self.experiment_id], f"tags.`{PARENT_TAG}` = '{parent_id}' and attributes.status = 'RUNNING'{of_trial}"
         )
         for run in running:
             self.end_run(run.info.run_id, status, reason)

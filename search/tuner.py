@@ -90,8 +90,8 @@ class TrackedTuner(base_tuner.BaseTuner):
             self.observer.trial_begin(trial.trial_id, values)
             self.observer.trial_end(trial.trial_id, "FINISHED", recorded)
             return {self.oracle.objective.name: recorded[f"best_{self.oracle.objective.name}"]}
-        # a run left RUNNING by a worker that died with this trial (the chief handed it out again)
-        self.tracker.end_running_trial(self.parent_id, trial.trial_id, "KILLED", "its worker was lost; the trial ran again")
+        if is_worker():  # a run left RUNNING by a worker that died with this trial (the chief handed it out again)
+            self.tracker.end_running_children(self.parent_id, "KILLED", "its worker was lost; the trial ran again", trial.trial_id)
         run_id = self.tracker.start_run(
             f"trial-{trial.trial_id}",
             params=self.run_params | values | {"trial_id": trial.trial_id},
