@@ -27,7 +27,6 @@ from keras_tuner.src.engine.oracle import synchronized
 CHIEF_TAG = "archsearch.chief"  # host:port of the chief serving the search, on its parent run
 SEARCH_KEY_TAG = "archsearch.search_key"  # what workers match their own space and data against
 HEARTBEAT_SECONDS = 5.0
-MIN_HEARTBEAT_TIMEOUT = 3 * HEARTBEAT_SECONDS
 WORKER_METADATA = "archsearch-worker"
 WORKER_RPC_TIMEOUT = 600  # a worker whose chief is gone gives up after 10 minutes (KerasTuner waits an hour)
 
@@ -121,7 +120,6 @@ class Chief:
         self.trial_heard: dict[str, float] = {}
         self.owner: dict[str, str] = {}  # trial id -> the worker it was handed to
         self.fatal: str | None = None
-        self.reclaimed: list[str] = []
         # KerasTuner raises "too many consecutive failed trials" inside `end_trial`, while holding the oracle's
         # lock, which it then never releases: record the reason instead, and stop the search from here.
         check = oracle._check_consecutive_failures
@@ -180,7 +178,7 @@ class Chief:
             while True:
                 time.sleep(poll)
                 for tuner_id in lost_workers():
-                    self.reclaim(tuner_id, "its worker process exited")
+                    self.reclaim(tuner_id)  # its worker process exited
                 self.reclaim_silent()
                 if self.done():
                     break
@@ -205,13 +203,11 @@ class Chief:
             with self.lock:
                 last = self.trial_heard.get(trial.trial_id, now)
             if now - last > self.heartbeat_timeout:
-                self.reclaim(tuner_id, f"no heartbeat for {self.heartbeat_timeout:.0f} s", trial.trial_id)
+                self.reclaim(tuner_id, trial.trial_id)  # no heartbeat for heartbeat_timeout seconds
 
-    def reclaim(self, tuner_id: str, why: str, trial_id: str | None = None) -> str | None:
-        reclaimed = _hand_out_again(self.oracle, tuner_id, trial_id)
-        if reclaimed is not None:
-            self.reclaimed.append(f"trial {reclaimed} of {tuner_id}: {why}")
-        return reclaimed
+    def reclaim(self, tuner_id: str, trial_id: str | None = None) -> str | None:
+        """Hand the worker's trial out again; returns its id (None when the worker held none, or another)."""
+        return _hand_out_again(self.oracle, tuner_id, trial_id)
 
 
 @synchronized
@@ -353,8 +349,8 @@ def serve(tuner, distribution: Distribution, tracker, parent_id: str, key: str, 
         workers.stop()
 
 
-def run_worker(space, space_path: Path, chief: str, *, worker_id: str, tracking_uri: str | None = None,
-               tuner_dir: Path = Path("mlruns") / "tuner", threads: int | None = None, observer=None, wait_seconds: float = 60.0):
+def run_worker(space, space_path: Path, chief: str, *, worker_id: str, tuner_dir: Path, tracking_uri: str | None = None,
+               threads: int | None = None, observer=None, wait_seconds: float = 60.0):
     """A worker's side: find the chief's search in MLflow, then train the trials the chief hands out."""
     from search.data import load_data
     from search.runner import run_context, trial_tags
