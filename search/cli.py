@@ -20,6 +20,10 @@ SpaceArg = Annotated[Path, typer.Argument(help="A space file (YAML), e.g. spaces
 HeartbeatOpt = Annotated[
     float, typer.Option(help="Seconds without a word from a worker before its trial is handed to another (at least 15).", min=15)
 ]
+TunerDirOpt = Annotated[Path, typer.Option(help="Where KerasTuner keeps its trial state.")]
+FreshOpt = Annotated[
+    bool, typer.Option("--fresh", help="Start over instead of continuing an interrupted search (or repeating a finished one).")
+]
 TrackingOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -114,12 +118,8 @@ def plan(
 def run(
     space_path: SpaceArg,
     tracking_uri: TrackingOpt = None,
-    tuner_dir: Annotated[
-        Path, typer.Option(help="Where KerasTuner keeps its trial state.")
-    ] = Path("mlruns") / "tuner",
-    fresh: Annotated[
-        bool, typer.Option("--fresh", help="Start over instead of continuing an interrupted search (or repeating a finished one).")
-    ] = False,
+    tuner_dir: TunerDirOpt = Path("mlruns") / "tuner",
+    fresh: FreshOpt = False,
     workers: Annotated[
         int, typer.Option(help="Train trials in N worker processes on this machine, served by a KerasTuner chief (0: in this process).", min=0)
     ] = 0,
@@ -149,8 +149,8 @@ def chief(
     workers: Annotated[int, typer.Option(help="Also start N workers on this machine.", min=0)] = 0,
     heartbeat_timeout: HeartbeatOpt = 120.0,
     tracking_uri: TrackingOpt = None,
-    tuner_dir: Annotated[Path, typer.Option(help="Where KerasTuner keeps its trial state.")] = Path("mlruns") / "tuner",
-    fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of continuing or repeating.")] = False,
+    tuner_dir: TunerDirOpt = Path("mlruns") / "tuner",
+    fresh: FreshOpt = False,
 ):
     """Serve a search to workers (KerasTuner's distributed chief): creates the parent run, hands out trials,
     ends when every trial is in. Start workers with `archsearch worker SPACE --chief HOST:PORT`."""
@@ -177,7 +177,7 @@ def worker(
     ] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for each trial (default: all).", min=1, show_default=False)] = None,
     tracking_uri: TrackingOpt = None,
-    tuner_dir: Annotated[Path, typer.Option(help="Where this worker keeps its trial state.")] = Path("mlruns") / "tuner",
+    tuner_dir: TunerDirOpt = Path("mlruns") / "tuner",
 ):
     """Train trials handed out by a chief, logging each to the chief's search in the same tracking store.
     Exits when the chief has no trial left."""
@@ -195,35 +195,18 @@ def worker(
 
     from search.data import DataError
     from search.distributed import WorkerError, run_worker
+    from search.progress import LineProgress
     from search.store import TrackingError
 
     typer.echo(f"{worker_id}: joining the search of {space.name} served by {chief_address}")
     try:
         parent_id = run_worker(space, space_path, chief_address, worker_id=worker_id, tracking_uri=tracking_uri, tuner_dir=tuner_dir,
-                               threads=threads, observer=_LineObserver(worker_id))
+                               threads=threads, observer=LineProgress(worker_id))
     except (DataError, WorkerError, TrackingError) as error:
         _fail(f"{space_path}: {error}")
     except grpc.RpcError as error:
         _fail(f"lost the chief at {chief_address}: {error.code().name} ({error.details()})", code=1)
     typer.echo(f"{worker_id}: no trial left in search {parent_id}; done")
-
-
-class _LineObserver:
-    """A worker's log: one line per trial it starts and ends."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def search_begin(self, planned_trials) -> None: ...
-
-    def epoch_end(self, trial_id, execution, epoch, logs) -> None: ...
-
-    def trial_begin(self, trial_id: str, values: dict) -> None:
-        typer.echo(f"{self.name}: trial {trial_id} started", err=False)
-
-    def trial_end(self, trial_id: str, status: str, metrics: dict, reason: str = "") -> None:
-        score = next((f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("best_")), "")
-        typer.echo(f"{self.name}: trial {trial_id} {status} {score} {reason}".rstrip())
 
 
 @app.command()
@@ -268,8 +251,8 @@ def transfer(
         Optional[str], typer.Option(help="The search's parent run id (default: the latest finished cell search in SOURCE).", show_default=False)
     ] = None,
     tracking_uri: TrackingOpt = None,
-    tuner_dir: Annotated[Path, typer.Option(help="Where KerasTuner keeps its trial state.")] = Path("mlruns") / "tuner",
-    fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of continuing or repeating.")] = False,
+    tuner_dir: TunerDirOpt = Path("mlruns") / "tuner",
+    fresh: FreshOpt = False,
 ):
     """Retrain the best cells of a finished cell search at a larger scale (NASNet's transfer).
 
@@ -356,7 +339,7 @@ def study_command(
     folder: Annotated[Path, typer.Argument(help="A study folder under experiments/, holding study.yaml.", show_default=False)],
     full: Annotated[bool, typer.Option("--full", help="Run the full-scale variant (GPU and the real data set).")] = False,
     tracking_uri: TrackingOpt = None,
-    tuner_dir: Annotated[Path, typer.Option(help="Where KerasTuner keeps its trial state.")] = Path("mlruns") / "tuner",
+    tuner_dir: TunerDirOpt = Path("mlruns") / "tuner",
 ):
     """Run a study: every space over every seed, then its report and methods record into FOLDER/results."""
     from search.spacefile import SpaceError

@@ -67,3 +67,17 @@ class RichProgress(TrialObserver):
         timing = f"{seconds:6.1f} s" if seconds is not None else ""
         self.console.print(f"trial {trial_id}  {status:<8} {shown}  (best {best})  {timing}" + (f"  {escape(reason)}" if reason else ""))
         self.progress.update(self.trials_task, advance=1, status=f"best {self.objective} {best}")
+
+
+class LineProgress(TrialObserver):
+    """A worker's log: one line per trial it starts and ends (its output goes to a file, not a live display)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def trial_begin(self, trial_id: str, values: dict) -> None:
+        print(f"{self.name}: trial {trial_id} started", flush=True)
+
+    def trial_end(self, trial_id: str, status: str, metrics: dict, reason: str = "") -> None:
+        score = next((f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("best_")), "")
+        print(f"{self.name}: trial {trial_id} {status} {score} {reason}".rstrip(), flush=True)
