@@ -212,11 +212,8 @@ def _is_model(obj) -> bool:
 
 def check_consistency(space: Space, transfer_target: bool = False) -> list[Problem]:
     """Rules that span several keys, each reported at the key the user should change."""
-    if transfer_target:
-        if space.model.family != "cells":
-            return [Problem("model.family", f"a transfer's target must be a cells space, not {space.model.family!r}")]
-        if space.model.genotype is not None:
-            return [Problem("model.genotype", "leave it out of a transfer's target: the transfer sets it from the search")]
+    if transfer_target and (unfit := transfer_target_problems(space)):
+        return unfit
     problems = []
     data = space.dataset
     if data.name in ("npz", "folder"):
@@ -251,6 +248,15 @@ def check_consistency(space: Space, transfer_target: bool = False) -> list[Probl
     if training.milestones != sorted(set(training.milestones)) or any(m >= training.epochs for m in training.milestones):
         problems.append(Problem("training.milestones", f"must be increasing epochs below training.epochs ({training.epochs})"))
     return problems
+
+
+def transfer_target_problems(space: Space) -> list[Problem]:
+    """A transfer's target is a cells space that leaves `genotype` to the transfer."""
+    if space.model.family != "cells":
+        return [Problem("model.family", f"a transfer's target must be a cells space, not {space.model.family!r}")]
+    if space.model.genotype is not None:
+        return [Problem("model.genotype", "leave it out of a transfer's target: the transfer sets it from the search")]
+    return []
 
 
 def _check_search(space: Space) -> list[Problem]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,11 @@ def seeded(space: Space, seed: int, experiment: str) -> Space:
     )
 
 
+def unseeded(name: str) -> str:
+    """The space's own name, without the seed `seeded` appended."""
+    return re.sub(r"-seed\d+$", "", name)
+
+
 def transfer_target(target: Space, search: Space, seed: int, experiment: str) -> Space:
     """The target of one seed's transfer, named after the search it takes its cells from."""
     named = target.model_copy(update={"name": f"{target.name}-{search.name}"})
@@ -197,7 +203,7 @@ def write_search_table(tracking_uri: str, experiment: str, out: Path) -> Path:
             "experiment": experiment,
             "run_id": parents["run_id"],
             "status": parents["status"],
-            "search": parents["params.space"].str.replace(r"-seed\d+$", "", regex=True),
+            "search": parents["params.space"].map(unseeded),
             "strategy": parents["params.strategy"],
             f"best_{objective}": pd.to_numeric(parents[f"metrics.best_{objective}"]),
             "trials_finished": pd.to_numeric(parents["metrics.trials_finished"]),

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from search.space import Space
+from search.spacefile import transfer_target_problems
+from search.store import PARENT_TAG
+from search.study import unseeded
 
 SOURCE_SEARCH_TAG = "archsearch.source_search"
 SOURCE_TRIAL_TAG = "archsearch.source_run"
@@ -48,7 +51,7 @@ class Origin:
         return {SOURCE_TRIAL_TAG: run, SOURCE_SEARCH_TAG: self.parent_id} if run else {}
 
     def trial_params(self) -> dict[str, object]:
-        return {"cells_from": self.space.rsplit("-seed", 1)[0], "cells_strategy": self.strategy}
+        return {"cells_from": unseeded(self.space), "cells_strategy": self.strategy}
 
     def trial_metrics(self) -> dict[str, float]:
         return {"search_hours": self.search_hours, "search_trials": float(self.trials)}
@@ -73,7 +76,7 @@ def best_cells(tracking_uri: str, experiment: str, *, top: int = 1, space: str |
         raise TransferError(f"no finished cell search of {what} in experiment {experiment!r}; run the cell search first")
     parent = finished.iloc[-1]
     trials = experiment_runs(tracking_uri, experiment, "trial")
-    trials = trials[trials["tags.mlflow.parentRunId"] == parent["run_id"]]
+    trials = trials[trials[f"tags.{PARENT_TAG}"] == parent["run_id"]]
     objective = parent["params.objective"]
     ranked = _ranked(trials, f"metrics.best_{objective}", maximise=not objective.endswith("loss"))
     if ranked.empty:
@@ -85,7 +88,7 @@ def best_cells(tracking_uri: str, experiment: str, *, top: int = 1, space: str |
         parent_id=parent["run_id"],
         space=parent["params.space"],
         strategy=parent["params.strategy"],
-        search_hours=float(pd.to_numeric(trials.get("metrics.train_seconds"), errors="coerce").sum()) / 3600,
+        search_hours=float(parent["metrics.search_hours"]),  # logged by the search when it finished
         trials=len(trials),
         runs=dict(zip(picked["params.genotype"], picked["run_id"])),
     )
@@ -100,10 +103,9 @@ def _ranked(trials: pd.DataFrame, metric: str, maximise: bool) -> pd.DataFrame:
 
 def transferred_space(target: Space, origin: Origin) -> Space:
     """The target space with the picked cells as its `genotype` axis."""
-    if target.model.family != "cells":
-        raise TransferError(f"model.family: the target space must be a cells space (got {target.model.family!r})")
-    if target.model.genotype is not None:
-        raise TransferError("model.genotype: leave it out of a transfer's target space; the transfer sets it from the search")
+    unfit = transfer_target_problems(target)
+    if unfit:
+        raise TransferError(f"{unfit[0].key}: {unfit[0].message}")
     spec = target.model_dump(mode="json")
     spec["model"]["genotype"] = list(origin.runs)
     return Space.model_validate(spec)
