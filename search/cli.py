@@ -68,12 +68,17 @@ def _load(path: Path, transfer_target: bool = False):
         _fail(str(error))
 
 
-def _quiet_tensorflow() -> None:
+def _quiet_tensorflow(trains: bool = False) -> None:
+    """Import TensorFlow; a command that `trains` trials here first starts the server their processes fork from,
+    whose own TensorFlow import then runs beside this one."""
     import os
 
     from search.quiet import import_tensorflow_quietly
+    from search.trial_server import start_trial_server
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # keep MLflow's table-creation notes off the display
+    if trains:
+        start_trial_server()
     import_tensorflow_quietly()
 
 
@@ -130,7 +135,7 @@ def run(
     Running it again after an interruption (Ctrl-C, kill, restart) continues the search; a finished
     search is reported, not repeated, unless --fresh."""
     space = _load(space_path)
-    _quiet_tensorflow()
+    _quiet_tensorflow(trains=workers == 0)
     from rich.console import Console
 
     from search.distributed import Distribution
@@ -190,7 +195,7 @@ def worker(
     worker_id = worker_id or f"worker-{socket.gethostname()}-{os.getpid()}"
     if "chief" in worker_id:  # KerasTuner takes any tuner id containing "chief" for the chief itself
         _fail(f"--id: a worker's name must not contain 'chief' (got {worker_id!r}); give one with --id")
-    _quiet_tensorflow()
+    _quiet_tensorflow(trains=True)
     import grpc
 
     from search.data import DataError
@@ -267,7 +272,7 @@ def transfer(
         space = transferred_space(target, origin)
     except (TransferError, TrackingError) as error:
         _fail(f"{target_path}: {error}")
-    _quiet_tensorflow()
+    _quiet_tensorflow(trains=True)
     from rich.console import Console
 
     console = Console()
@@ -349,7 +354,7 @@ def study_command(
         study, plan = load_study(folder, full)
     except SpaceError as error:
         _fail(str(error))
-    _quiet_tensorflow()
+    _quiet_tensorflow(trains=True)
     from rich.console import Console
 
     from search.report import write_report

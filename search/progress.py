@@ -33,6 +33,7 @@ class RichProgress(TrialObserver):
             TimeElapsedColumn(),
             TextColumn("{task.fields[status]}"),
             console=console,
+            refresh_per_second=2,  # the clock shows whole seconds; fewer redraws leave the CPU to training
         )
         self.trials_task = self.progress.add_task("trials", total=None, status="")
         self.epochs_task = self.progress.add_task("epochs", total=self.epochs, status="", visible=False)

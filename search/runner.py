@@ -30,6 +30,7 @@ from search.store import ROLE_TAG, resolve_tracking_uri
 from search.strategies import make_tuner, planned_trials
 from search.tracking import Tracker, abandon_search
 from search.transfer import Origin
+from search.trial_server import start_trial_server
 from search.tuner import TrialObserver
 
 DEFAULT_TUNER_DIR = Path("mlruns") / "tuner"
@@ -56,6 +57,8 @@ def run_search(space: Space, space_path: Path, *, tuner_dir: Path = DEFAULT_TUNE
     Options: tracking_uri, fresh, observer, origin (a transfer's source search), distribution (serve the
     trials to workers as a KerasTuner chief instead of running them here). One process at a time works on a search (a lock file).
     """
+    if options.get("distribution") is None:  # trials train here: their server's imports overlap what follows
+        start_trial_server()
     data = load_data(space.dataset, space.search.seed)  # before anything is written: bad data writes nothing
     with exclusive(Path(tuner_dir) / space.name):
         return _run_search(space, space_path, data, tuner_dir=tuner_dir, **options)

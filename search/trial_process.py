@@ -2,14 +2,13 @@
 
 TensorFlow keeps ~18 MiB per built-and-fitted model even after `clear_session()`, so a search that
 trains hundreds of candidates in one process grows without bound. A trial process returns all of it to
-the system when it exits. Processes are forked from a server that has already imported TensorFlow, so a
-trial starts in milliseconds, not seconds.
+the system when it exits. Processes are forked from a server that has already imported this module, and
+so TensorFlow (see `search.trial_server`), so a trial starts in milliseconds, not seconds.
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import threading
 import time
@@ -49,13 +48,6 @@ class TrialJob:
 
 class TrialFailed(Exception):
     """A trial that cannot succeed (e.g. over the parameter limit); the search goes on."""
-
-
-def process_context() -> multiprocessing.context.BaseContext:
-    """Fork-server processes with this module (and so TensorFlow) preloaded."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
 
 
 def run_trial_process(job: TrialJob, events) -> None:
@@ -104,7 +96,8 @@ def _run(job: TrialJob, events) -> float:
         started = time.perf_counter()
         hypermodel.fit(job.hyperparameters, model, callbacks=callbacks, epochs=job.epochs, initial_epoch=job.initial_epoch)
         fit_seconds += time.perf_counter() - started
-        keras.backend.clear_session()
+        if execution + 1 < job.executions:  # the process's exit frees the last one
+            keras.backend.clear_session()
     return fit_seconds
 
 

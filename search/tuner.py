@@ -24,7 +24,8 @@ from search.distributed import HEARTBEAT_SECONDS, is_worker
 from search.hypermodel import declare
 from search.space import Space
 from search.tracking import Tracker
-from search.trial_process import TrialJob, process_context, run_trial_process
+from search.trial_process import TrialJob, run_trial_process
+from search.trial_server import process_context
 
 
 class TrialObserver:
