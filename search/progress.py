@@ -45,8 +45,8 @@ class RichProgress(TrialObserver):
     def __exit__(self, *exc):
         self.progress.stop()
 
-    def search_begin(self, planned_trials: int | None) -> None:
-        self.progress.update(self.trials_task, total=planned_trials)
+    def search_begin(self, planned_trials: int | None, done: int = 0) -> None:
+        self.progress.update(self.trials_task, total=planned_trials, completed=done)
 
     def trial_begin(self, trial_id: str, values: dict) -> None:
         if self.distributed:

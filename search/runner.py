@@ -127,7 +127,7 @@ def _run_search(
             threads=distribution.threads_per_worker() if distribution else None,
         )
         data.save(project / "data.npz")
-        observer.search_begin(planned_trials(space))
+        observer.search_begin(planned_trials(space), done=len(set(tuner.oracle.end_order)))  # > 0 when continued
         if distribution is None:
             tuner.search(verbose=0)
         else:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras_tuner as kt
+from keras_tuner.src.tuners.gridsearch import LinkedList
 
 from search.evolution import RegularizedEvolutionOracle
 from search.space import Space
@@ -25,6 +28,25 @@ def planned_trials(space: Space) -> int | None:
     return min(space.search.max_trials or grid, grid)
 
 
+class GridSearchOracle(kt.oracles.GridSearchOracle):
+    """KerasTuner's grid oracle, able to continue after a reload.
+
+    KerasTuner does not save two parts of its state: the trials in grid order and the trials whose next
+    combination may not be made yet. A reloaded grid search therefore failed on its next new trial
+    (KeyError). Both follow from the saved trials, so they are rebuilt from them."""
+
+    def set_state(self, state):
+        super().set_state(state)
+        in_grid_order = sorted(
+            self.start_order, key=functools.cmp_to_key(lambda a, b: self._compare(self.trials[a].hyperparameters.values,
+                                                                                  self.trials[b].hyperparameters.values))
+        )
+        self._ordered_ids = LinkedList()
+        for trial_id in in_grid_order:
+            self._ordered_ids.insert(trial_id)
+        self._populate_next = list(self.start_order)  # each one's successor is made unless it already exists
+
+
 def make_oracle(space: Space) -> kt.Oracle:
     search = space.search
     common = {
@@ -33,7 +55,7 @@ def make_oracle(space: Space) -> kt.Oracle:
         "max_consecutive_failed_trials": search.max_consecutive_failed_trials,
     }
     if search.strategy == "grid":
-        return kt.oracles.GridSearchOracle(max_trials=planned_trials(space), **common)
+        return GridSearchOracle(max_trials=planned_trials(space), **common)
     if search.strategy == "random":
         return kt.oracles.RandomSearchOracle(max_trials=planned_trials(space), **common)
     if search.strategy == "bayesian":

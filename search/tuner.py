@@ -31,7 +31,8 @@ from search.trial_server import process_context
 class TrialObserver:
     """Receives progress events; the CLI's live display implements it. Every method is optional."""
 
-    def search_begin(self, planned_trials: int | None) -> None: ...
+    def search_begin(self, planned_trials: int | None, done: int = 0) -> None:
+        """`done`: trials an interrupted search had already finished, when it is continued."""
 
     def trial_begin(self, trial_id: str, values: dict) -> None: ...
 

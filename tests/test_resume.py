@@ -14,7 +14,10 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from search.cli import app
+from search.hypermodel import declare
+from search.spacefile import load_space
 from search.store import PARENT_TAG
+from search.strategies import make_oracle
 
 FOUR = TINY_SPACE.replace("depth: 8", "depth: [8, 14]")  # 4 candidates: depth x residual
 runner = CliRunner()
@@ -87,6 +90,46 @@ def test_kill_9_at_random_moments_then_resume_gives_the_uninterrupted_result(tmp
         for key in ("best_val_accuracy", "val_loss", "loss", "params"):
             assert got[candidate][key] == metrics[key], (candidate, key)
     assert parents[0].data.metrics["trials_finished"] == 4
+
+
+def test_a_reloaded_grid_search_tries_every_remaining_combination_once(tmp_path):
+    """KerasTuner's grid oracle does not save its grid order, so a reloaded grid search used to fail on its next
+    new trial. Interrupted after every possible number of finished trials, with one more trial running, the
+    reloaded oracle must hand out the running one again and then exactly the combinations not yet tried."""
+    space = load_space(write(tmp_path / "grid.yaml", TINY_SPACE.replace("depth: 8", "depth: [8, 14, 20]")))
+    grid = {(depth, residual) for depth in (8, 14, 20) for residual in (False, True)}
+
+    def oracle_in(folder):
+        oracle = make_oracle(space)
+        oracle._set_project_dir(str(folder), "grid")
+        oracle.verbose = 0
+        return oracle
+
+    def finish(oracle, trial):
+        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+
+    for finished_before in range(len(grid)):
+        folder = tmp_path / f"after-{finished_before}"
+        first = oracle_in(folder)
+        hp = first.get_space()
+        declare(hp, space)
+        first.update_space(hp)
+        for _ in range(finished_before):
+            finish(first, first.create_trial("tuner0"))
+        running = first.create_trial("tuner0")  # the search is killed during this one
+
+        reloaded = oracle_in(folder)
+        reloaded.reload()
+        handed_out = []
+        while (trial := reloaded.create_trial("tuner0")).status == "RUNNING":
+            handed_out.append(trial.trial_id)
+            finish(reloaded, trial)
+        assert trial.status == "STOPPED" and handed_out[0] == running.trial_id
+        tried = [(t.hyperparameters.values["depth"], t.hyperparameters.values["residual"]) for t in reloaded.trials.values()]
+        assert sorted(tried) == sorted(grid), f"after {finished_before} finished trials"
+        assert all(t.status == "COMPLETED" for t in reloaded.trials.values())
 
 
 def interrupted_search(tmp_path):
