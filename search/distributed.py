@@ -327,6 +327,7 @@ class LocalWorkers:
 def serve(tuner, distribution: Distribution, tracker, parent_id: str, key: str, space_path: Path, tracking_uri: str,
           tuner_dir: Path, observer) -> None:
     """The chief's side of a search: serve the oracle, start local workers, return when all trials are in."""
+    tuner.oracle.verbose = 0  # the display is `observer`; KerasTuner's own would print a table per trial
     tuner.save()
     best_key = f"best_{tuner.oracle.objective.name}"
 
@@ -357,7 +358,9 @@ def run_worker(space, space_path: Path, chief: str, *, worker_id: str, tuner_dir
     from search.store import resolve_tracking_uri
     from search.strategies import make_tuner
     from search.tracking import Tracker
+    from search.trial_server import start_trial_server
 
+    start_trial_server()  # its imports run while this worker finds the chief's search
     data = load_data(space.dataset, space.search.seed)
     uri = resolve_tracking_uri(tracking_uri)
     tracker = Tracker(uri, space.experiment)

@@ -111,6 +111,49 @@ def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_dies(tm
     }
 
 
+def test_a_killed_search_with_a_local_worker_continues_when_run_again(tmp_path, processes):
+    """`run --workers 1` killed at once with its worker and trial, then the same command again: the chief reloads
+    KerasTuner's state, hands the interrupted trial out again, and every trial ends FINISHED once. (One worker
+    keeps the test short; the loopback test above covers several.)"""
+    space = write(tmp_path / "space.yaml", SPACE)
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    command = ("run", space, "--workers", 1, "--tracking-uri", uri, "--tuner-dir", tmp_path / "tuner")
+    with open(tmp_path / "first.log", "w") as log:
+        first = archsearch(*command, log=log)
+    processes.append(first)
+    client = MlflowClient(uri)
+
+    def trials_with_status():
+        experiment = client.get_experiment_by_name("loopback") if (tmp_path / "store" / "mlflow.db").exists() else None
+        runs = client.search_runs([experiment.experiment_id], "tags.`archsearch.role` = 'trial'") if experiment else []
+        return {r.info.run_id: r.info.status for r in runs}
+
+    def one_finished_and_one_running():
+        statuses = trials_with_status()
+        return statuses if {"FINISHED", "RUNNING"} <= set(statuses.values()) else None
+
+    interrupted = wait_until(one_finished_and_one_running, 180, "a finished trial while another one runs")
+    os.killpg(first.pid, signal.SIGKILL)  # chief, worker and trial process: nothing gets to clean up
+    first.wait()
+    with open(tmp_path / "second.log", "w") as log:
+        second = archsearch(*command, log=log)
+    processes.append(second)
+    assert second.wait(timeout=240) == 0, (tmp_path / "second.log").read_text()
+
+    experiment = client.get_experiment_by_name("loopback")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if PARENT_TAG not in r.data.tags]
+    finished = [r for r in runs if PARENT_TAG in r.data.tags and r.info.status == "FINISHED"]
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_finished"] == 4
+    assert sorted(r.data.params["trial_id"] for r in finished) == [str(i) for i in range(4)]  # each exactly once
+    was_running = [client.get_run(run_id) for run_id, status in interrupted.items() if status == "RUNNING"]
+    assert was_running and all(r.info.status == "KILLED" for r in was_running)
+    assert {r.data.params["trial_id"] for r in was_running} <= {r.data.params["trial_id"] for r in finished}
+    kept = {run_id for run_id, status in interrupted.items() if status == "FINISHED"}
+    assert kept <= {r.info.run_id for r in finished}  # finished before the kill: kept, not run again
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+
+
 MIRRORED_CHECK = """
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
