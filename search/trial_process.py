@@ -2,8 +2,8 @@
 
 TensorFlow keeps ~18 MiB per built-and-fitted model even after `clear_session()`, so a search that
 trains hundreds of candidates in one process grows without bound. A trial process returns all of it to
-the system when it exits. Processes are forked from a server that has already imported this module, and
-so TensorFlow (see `search.trial_server`), so a trial starts in milliseconds, not seconds.
+the system when it exits. Processes are forked from a server that has already imported this module and
+with it TensorFlow (see `search.trial_server`), so a trial starts in milliseconds, not seconds.
 """
 
 from __future__ import annotations
