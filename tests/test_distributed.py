@@ -54,6 +54,19 @@ def server_up(url: str) -> bool:
         return False
 
 
+def every_trial_finished_once(client) -> list:
+    """Check that the loopback search finished with each of its 4 trials FINISHED exactly once and no run left
+    RUNNING; return the FINISHED trial runs."""
+    experiment = client.get_experiment_by_name("loopback")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if PARENT_TAG not in r.data.tags]
+    finished = [r for r in runs if PARENT_TAG in r.data.tags and r.info.status == "FINISHED"]
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_finished"] == 4
+    assert sorted(r.data.params["trial_id"] for r in finished) == [str(i) for i in range(4)]  # each exactly once
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    return finished
+
+
 @pytest.fixture
 def processes():
     started = []
@@ -95,17 +108,10 @@ def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_dies(tm
     assert chief.wait(timeout=240) == 0, (tmp_path / "chief.log").read_text()
     assert workers["w2"].wait(timeout=60) == 0, (tmp_path / "w2.log").read_text()
 
-    experiment = client.get_experiment_by_name("loopback")
-    runs = client.search_runs([experiment.experiment_id])
-    (parent,) = [r for r in runs if PARENT_TAG not in r.data.tags]
-    trials = [r for r in runs if PARENT_TAG in r.data.tags]
-    finished = [r for r in trials if r.info.status == "FINISHED"]
-    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_finished"] == 4
-    assert sorted(r.data.params["trial_id"] for r in finished) == [str(i) for i in range(4)]  # each exactly once
+    finished = every_trial_finished_once(client)
     lost = client.get_run(killed_run.info.run_id)
     assert lost.info.status == "KILLED" and "worker was lost" in lost.data.tags["failure_reason"]
     assert any(r.data.params["trial_id"] == lost.data.params["trial_id"] and r.data.tags["archsearch.worker"] == "w2" for r in finished)
-    assert not [r for r in runs if r.info.status == "RUNNING"]
     assert {(r.data.params["bn"], r.data.params["residual"]) for r in finished} == {
         (bn, residual) for bn in ("post", "pre") for residual in ("False", "True")
     }
@@ -140,18 +146,12 @@ def test_a_killed_search_with_a_local_worker_continues_when_run_again(tmp_path, 
     processes.append(second)
     assert second.wait(timeout=240) == 0, (tmp_path / "second.log").read_text()
 
-    experiment = client.get_experiment_by_name("loopback")
-    runs = client.search_runs([experiment.experiment_id])
-    (parent,) = [r for r in runs if PARENT_TAG not in r.data.tags]
-    finished = [r for r in runs if PARENT_TAG in r.data.tags and r.info.status == "FINISHED"]
-    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_finished"] == 4
-    assert sorted(r.data.params["trial_id"] for r in finished) == [str(i) for i in range(4)]  # each exactly once
+    finished = every_trial_finished_once(client)
     was_running = [client.get_run(run_id) for run_id, status in interrupted.items() if status == "RUNNING"]
     assert was_running and all(r.info.status == "KILLED" for r in was_running)
     assert {r.data.params["trial_id"] for r in was_running} <= {r.data.params["trial_id"] for r in finished}
     kept = {run_id for run_id, status in interrupted.items() if status == "FINISHED"}
     assert kept <= {r.info.run_id for r in finished}  # finished before the kill: kept, not run again
-    assert not [r for r in runs if r.info.status == "RUNNING"]
 
 
 MIRRORED_CHECK = """
