@@ -1,8 +1,9 @@
 """Memory across a long search: resident set size after trial 30 / after trial 5 (goal <= 1.10).
 
 Runs a real 30-trial grid search (ResNet-8 on 300 embedded digits at 8x8, one epoch each) into a
-temporary MLflow store, reading RSS from /proc after every trial. Prints the figures and appends them
-to benchmarks/RESULTS.md with the machine and library versions.
+temporary MLflow store, reading RSS from /proc after every trial: of the search process, and of the
+search with its trial process (which is kept from trial to trial until it has grown too much). Prints
+the figures and appends them to benchmarks/RESULTS.md with the machine and library versions.
 
     uv run python benchmarks/memory.py
 """
@@ -37,19 +38,30 @@ search: {{strategy: grid, seed: 1}}
 """
 
 
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mib(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def trial_processes_mib() -> float:
+    """The trial processes are the children of this process's child, the server they are forked from."""
+    return sum(rss_mib(trial) for server in children(os.getpid()) for trial in children(server))
 
 
 class RssRecorder(TrialObserver):
     def __init__(self):
         self.after_trial: list[float] = []
+        self.with_trial_process: list[float] = []
 
     def trial_end(self, trial_id, status, metrics, reason=""):
         self.after_trial.append(rss_mib())
+        self.with_trial_process.append(self.after_trial[-1] + trial_processes_mib())
 
 
 def main() -> None:
@@ -66,13 +78,15 @@ def main() -> None:
             observer=recorder,
         )
         seconds = time.perf_counter() - started
-    rss = recorder.after_trial
+    rss, total = recorder.after_trial, recorder.with_trial_process
     assert len(rss) == TRIALS, f"expected {TRIALS} trials, got {len(rss)}"
-    ratio = rss[-1] / rss[4]
-    print("RSS per trial (MiB):", " ".join(f"{v:.0f}" for v in rss))
-    record("memory", f"RSS after trial 5: {rss[4]:.0f} MiB, after trial 30: {rss[-1]:.0f} MiB, ratio {ratio:.3f} (goal <= 1.10)",
-           f"{TRIALS} trials in {seconds:.0f} s")
-    sys.exit(0 if ratio <= 1.10 else 1)
+    ratio, total_ratio = rss[-1] / rss[4], total[-1] / total[4]
+    print("search process RSS per trial (MiB):", " ".join(f"{v:.0f}" for v in rss))
+    print("with its trial process (MiB):      ", " ".join(f"{v:.0f}" for v in total))
+    record("memory", f"search process RSS after trial 5: {rss[4]:.0f} MiB, after trial 30: {rss[-1]:.0f} MiB, ratio {ratio:.3f}; "
+           f"with its trial process {total[4]:.0f} -> {total[-1]:.0f} MiB, ratio {total_ratio:.3f}, at most {max(total):.0f} MiB "
+           "(goal <= 1.10)", f"{TRIALS} trials in {seconds:.0f} s")
+    sys.exit(0 if max(ratio, total_ratio) <= 1.10 else 1)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,14 @@
 """A KerasTuner tuner whose every trial is one nested MLflow run, trained in a process of its own.
 
 KerasTuner's oracle (grid, random, bayesian, hyperband) decides what to try and keeps the search's
-state; this tuner runs each trial in a fresh process (see `search.trial_process`), relays its epochs to
-the progress display, and logs params, curves, costs and status. A trial that fails is recorded and
+state; this tuner trains each trial in a trial process of its own (see `search.trial_process`), relays
+its epochs to the progress display, and logs params, curves, costs and status. A trial that fails is recorded and
 raised as KerasTuner's `FailedTrialError`, so KerasTuner's own failed-trial accounting stays in charge.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import queue
 import statistics
 import threading
 import time
@@ -24,7 +22,7 @@ from search.distributed import HEARTBEAT_SECONDS, is_worker
 from search.hypermodel import declare
 from search.space import Space
 from search.tracking import Tracker
-from search.trial_process import TrialJob, run_trial_process
+from search.trial_process import TrialJob, TrialProcess
 from search.trial_server import process_context
 
 
@@ -70,8 +68,7 @@ class TrackedTuner(base_tuner.BaseTuner):
         self.observer = observer or TrialObserver()
         self.trial_tags = trial_tags or (lambda values: {})
         self.trial_metrics = trial_metrics or {}
-        self.threads = threads
-        self.context = process_context()
+        self.trial_process = TrialProcess(process_context(), threads)
         kt_config.DEBUG = False  # KerasTuner prints a traceback per failed trial; the reason is shown and logged instead
 
     def _populate_initial_space(self):
@@ -79,6 +76,13 @@ class TrackedTuner(base_tuner.BaseTuner):
         hp = self.oracle.get_space()
         declare(hp, self.space)
         self.oracle.update_space(hp)
+
+    def search(self, *fit_args, **fit_kwargs):
+        """KerasTuner's search loop; the trial process kept between trials ends with it."""
+        try:
+            super().search(*fit_args, **fit_kwargs)
+        finally:
+            self.trial_process.close()
 
     def run_trial(self, trial, *args, **kwargs):
         with Heartbeat(self.oracle, trial.trial_id):
@@ -137,8 +141,6 @@ class TrackedTuner(base_tuner.BaseTuner):
             data_path=self.data_path,
             hyperparameters=trial.hyperparameters,
             seed=self.space.search.seed,
-            threads=self.threads,
-            search_pid=os.getpid(),
             executions=self.space.search.executions_per_trial,
             epochs=values.get("tuner/epochs", self.space.training.epochs),
             initial_epoch=values.get("tuner/initial_epoch", 0),
@@ -150,43 +152,24 @@ class TrackedTuner(base_tuner.BaseTuner):
         return Path(self.get_trial_dir(trial_id)) / "best.weights.h5"
 
     def _run_in_process(self, trial, job: TrialJob):
-        """Start the trial's process and relay its events until it reports done or dies."""
-        events = self.context.Queue()
-        process = self.context.Process(target=run_trial_process, args=(job, events), name=f"trial-{trial.trial_id}")
+        """Train the trial in the trial process, relaying its epochs to the display as they end."""
         curves: list[list[dict]] = []
-        costs: dict = {}
-        summary = ""
-        process.start()
-        try:
-            while True:
-                try:
-                    kind, *payload = events.get(timeout=1.0)
-                except queue.Empty:
-                    if process.is_alive():
-                        continue
-                    try:  # it may have reported and exited between the wait and the check
-                        kind, *payload = events.get(timeout=1.0)
-                    except queue.Empty:
-                        raise kt.errors.FailedTrialError(f"trial process died (exit code {process.exitcode})") from None
-                if kind == "built":
-                    costs, summary = payload
-                elif kind == "epoch":
-                    execution, epoch, logs = payload
-                    while len(curves) <= execution:
-                        curves.append([])
-                    curves[execution].append(logs)
-                    self.observer.epoch_end(trial.trial_id, execution, epoch, logs)
-                elif kind == "error":
-                    raise kt.errors.FailedTrialError(payload[0])
-                elif kind == "done":
-                    return curves, costs, summary, payload[0]
-                else:
-                    raise RuntimeError(f"unexpected event {kind!r} from the trial process")
-        finally:
-            if process.is_alive():
-                process.terminate()
-            process.join()
-            events.close()
+        built: list = [{}, ""]  # costs, model summary
+
+        def relay(kind: str, payload: list) -> None:
+            if kind == "built":
+                built[:] = payload
+            elif kind == "epoch":
+                execution, epoch, logs = payload
+                while len(curves) <= execution:
+                    curves.append([])
+                curves[execution].append(logs)
+                self.observer.epoch_end(trial.trial_id, execution, epoch, logs)
+            else:
+                raise RuntimeError(f"unexpected event {kind!r} from the trial process")
+
+        fit_seconds = self.trial_process.run(job, relay)
+        return curves, *built, fit_seconds
 
     def _summarise(self, curves: list[list[dict]], costs: dict) -> dict:
         """Costs, the objective's best epoch (mean over executions) and, with several executions, the
