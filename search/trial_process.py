@@ -39,6 +39,7 @@ from search.space import Space  # noqa: E402
 
 GROWTH_LIMIT_MIB = 256  # a trial process takes no new trial once it has grown this much since its first
 
+
 @dataclass(frozen=True)
 class TrialJob:
     """Everything a trial process needs; picklable."""
@@ -135,6 +136,8 @@ class TrialProcess:
     def run(self, job: TrialJob, relay) -> float:
         """Train `job`, passing its "built" and "epoch" events to `relay(kind, payload)`. Returns the seconds
         spent in fit; raises KerasTuner's FailedTrialError when the trial fails or its process dies."""
+        if self.process is not None and not self.process.is_alive():  # gone while idle (e.g. out of memory)
+            self.close()
         if self.process is None:
             self._start()
         self.jobs.put(job)

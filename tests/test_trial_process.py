@@ -1,6 +1,9 @@
 """The trial process: kept from one trial to the next while healthy and small, replaced otherwise, and a
 trial's results do not depend on what the process trained before."""
 
+import os
+import signal
+
 import keras_tuner as kt
 import pytest
 from conftest import TINY_SPACE, write
@@ -61,6 +64,19 @@ def test_the_process_is_replaced_after_a_failed_trial_and_once_it_has_grown(make
         monkeypatch.setattr(trial_process, "GROWTH_LIMIT_MIB", -1)  # any size is too big: one trial per process
         train(process, make_job(residual=True))
         assert process.process is None
+    finally:
+        process.close()
+
+
+def test_a_process_lost_between_trials_is_replaced_without_failing_the_next_trial(make_job):
+    process = TrialProcess(process_context())
+    try:
+        train(process, make_job(residual=False))
+        lost = process.process
+        os.kill(lost.pid, signal.SIGKILL)
+        lost.join()
+        assert len(train(process, make_job(residual=False))) == 1  # one epoch, trained in a new process
+        assert process.process.pid != lost.pid
     finally:
         process.close()
 
