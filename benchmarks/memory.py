@@ -80,14 +80,16 @@ def main() -> None:
         seconds = time.perf_counter() - started
     rss, total = recorder.after_trial, recorder.with_trial_process
     assert len(rss) == TRIALS, f"expected {TRIALS} trials, got {len(rss)}"
-    ratio, total_ratio = rss[-1] / rss[4], total[-1] / total[4]
+    ratio = rss[-1] / rss[4]
+    # the trial process grows until it is replaced, a sawtooth: compare the peaks of the two halves
+    half = TRIALS // 2
+    total_ratio = max(total[half:]) / max(total[:half])
     print("search process RSS per trial (MiB):", " ".join(f"{v:.0f}" for v in rss))
     print("with its trial process (MiB):      ", " ".join(f"{v:.0f}" for v in total))
     record("memory", f"search process RSS after trial 5: {rss[4]:.0f} MiB, after trial 30: {rss[-1]:.0f} MiB, ratio {ratio:.3f}; "
-           f"with its trial process {total[4]:.0f} -> {total[-1]:.0f} MiB, ratio {total_ratio:.3f}, at most {max(total):.0f} MiB "
-           "(goal <= 1.10)", f"{TRIALS} trials in {seconds:.0f} s")
+           f"with its trial process at most {max(total):.0f} MiB, peak of trials {half + 1}-{TRIALS} ÷ of 1-{half} "
+           f"{total_ratio:.3f} (goal <= 1.10)", f"{TRIALS} trials in {seconds:.0f} s")
     sys.exit(0 if max(ratio, total_ratio) <= 1.10 else 1)
-
 
 if __name__ == "__main__":
     main()
