@@ -62,9 +62,9 @@ class TrialFailed(Exception):
 def serve_trials(jobs, events, search_pid: int, threads: int | None) -> None:
     """Entry point of a trial process: for each job from `jobs` sends ("built", costs, summary),
     ("epoch", execution, epoch, logs)..., then ("done", seconds spent in fit, MiB its peak size grew
-    since the first trial) or ("error", reason, traceback). Ends at a None job, after a failed trial, or when the search
-    process is gone (`search_pid`: kill -9, crash). `threads` caps TensorFlow's CPU threads (workers
-    sharing one machine)."""
+    since the first trial) or ("error", reason, traceback). Ends at a None job, after a failed trial,
+    or when the search process is gone (`search_pid`: kill -9, crash). `threads` caps TensorFlow's CPU
+    threads (workers sharing one machine)."""
     threading.Thread(target=_exit_with, args=(search_pid,), daemon=True).start()
     if threads:  # before the first op, while TensorFlow's thread pools can still be sized
         tf.config.threading.set_intra_op_parallelism_threads(threads)
