@@ -79,8 +79,9 @@ def serve_trials(jobs, events, search_pid: int, threads: int | None) -> None:
         except BaseException as error:  # reported to the search process, which records it and decides
             events.put(("error", f"{type(error).__name__}: {error}", traceback.format_exc()))
             return  # TensorFlow may be left in any state: the next trial gets a new process
-        first_size = first_size or _peak_mib()
-        events.put(("done", fit_seconds, _peak_mib() - first_size))
+        size = _peak_mib()
+        first_size = first_size or size
+        events.put(("done", fit_seconds, size - first_size))
         keras.backend.clear_session()  # while the search process logs the trial
 
 

@@ -154,11 +154,13 @@ class TrackedTuner(base_tuner.BaseTuner):
     def _run_in_process(self, trial, job: TrialJob):
         """Train the trial in the trial process, relaying its epochs to the display as they end."""
         curves: list[list[dict]] = []
-        built: list = [{}, ""]  # costs, model summary
+        costs: dict = {}
+        summary = ""
 
         def relay(kind: str, payload: list) -> None:
+            nonlocal costs, summary
             if kind == "built":
-                built[:] = payload
+                costs, summary = payload
             elif kind == "epoch":
                 execution, epoch, logs = payload
                 while len(curves) <= execution:
@@ -169,7 +171,7 @@ class TrackedTuner(base_tuner.BaseTuner):
                 raise RuntimeError(f"unexpected event {kind!r} from the trial process")
 
         fit_seconds = self.trial_process.run(job, relay)
-        return curves, *built, fit_seconds
+        return curves, costs, summary, fit_seconds
 
     def _summarise(self, curves: list[list[dict]], costs: dict) -> dict:
         """Costs, the objective's best epoch (mean over executions) and, with several executions, the
