@@ -24,9 +24,9 @@ from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from results import record  # noqa: E402
 
-from search.report import load_comparison  # noqa: E402
-from search.store import PARENT_TAG, ROLE_TAG  # noqa: E402
-from search.tables import render  # noqa: E402
+from search.orchestration.report import load_comparison  # noqa: E402
+from search.tracking.tags import PARENT_TAG, ROLE_TAG  # noqa: E402
+from search.reporting.tables import render  # noqa: E402
 
 SIZES = (2_500, 5_000, 10_000)
 SETTINGS = {

@@ -49,9 +49,9 @@ def plain_keras_tuner(space_path: Path, folder: Path) -> dict:
     import tensorflow as tf
 
     from search.data import load_data
-    from search.hypermodel import SpaceHyperModel
-    from search.spacefile import load_space
-    from search.strategies import objective
+    from search.engine.hypermodel import SpaceHyperModel
+    from search.spec.reader import load_space
+    from search.engine.oracles import objective
 
     fit_seconds = []
 

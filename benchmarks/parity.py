@@ -19,13 +19,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from results import record  # noqa: E402
 
-from search.quiet import import_tensorflow_quietly  # noqa: E402
+from search.engine.quiet import import_tensorflow_quietly  # noqa: E402
 
 tf = import_tensorflow_quietly()
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from search.families import build_model  # noqa: E402
+from search.models.registry import build_model  # noqa: E402
 
 
 def steps_per_second(model: keras.Model, x: np.ndarray, y: np.ndarray, steps: int) -> float:

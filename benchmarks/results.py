@@ -7,7 +7,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from search.provenance import library_versions
+from search.tracking.provenance import library_versions
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADER = "# Benchmark results\n\n| benchmark | date | figures | run | machine |\n|---|---|---|---|---|\n"

@@ -16,9 +16,9 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from results import record  # noqa: E402
 
-from search.distributed import Distribution  # noqa: E402
-from search.runner import run_search  # noqa: E402
-from search.spacefile import load_space  # noqa: E402
+from search.distributed.distribution import Distribution  # noqa: E402
+from search.orchestration.run import run_search  # noqa: E402
+from search.spec.reader import load_space  # noqa: E402
 
 SPACE = """\
 name: scale_benchmark

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from search.costs import model_costs
-from search.families import build_model
+from search.models.costs import model_costs
+from search.models.registry import build_model
 
 PAPER_HEAD = {"bn": "none", "conv": "dense", "head": "fc", "dropout": 0.5}
 

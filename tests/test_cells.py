@@ -7,11 +7,12 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from search.cells import OPS, Genotype, GenotypeError, parse_genotype, random_genotype
-from search.evolution import RegularizedEvolutionOracle
-from search.families import build_model
-from search.hypermodel import declare
-from search.space import Space
+from search.spec.genotypes import OPS, Genotype, parse_genotype, random_genotype
+from search.errors import GenotypeError
+from search.engine.evolution import RegularizedEvolutionOracle
+from search.models.registry import build_model
+from search.engine.hypermodel import declare
+from search.spec.schema import Space
 
 CELL_SPACE = {
     "name": "cells",
@@ -79,6 +80,20 @@ def test_a_searched_cell_space_declares_one_choice_per_input_and_op_and_returns_
     genotype = parse_genotype(values["genotype"])
     assert len(genotype.normal) == 3 and not any(name in values for name in cell_names)
     assert space.varying_names() == ["genotype"] and "searched cells (3 blocks, 8 ops" in space.describe()
+
+
+def test_a_searched_cell_net_is_built_with_the_spaces_stages():
+    """`stages` is a setting, not an axis: the builder takes it from the space (it was once left at 3)."""
+    from search.models.registry import build_candidate
+    from search.spec.schema import model_values
+
+    for stages in (1, 2):
+        space = Space.model_validate(CELL_SPACE | {"model": CELL_SPACE["model"] | {"stages": stages}})
+        values = declare(kt.HyperParameters(), space)
+        keras.backend.clear_session()
+        model = build_candidate(space.model, model_values(values), input_shape=(8, 8, 1), num_classes=10)
+        built = {layer.name.split("_")[0] for layer in model.layers if layer.name.startswith("stage")}
+        assert built == {f"stage{s}" for s in range(1, stages + 1)}
 
 
 def _oracle(tmp_path, space: Space, seed: int = 5) -> RegularizedEvolutionOracle:

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from search.data import DataError, describe_input, load_data, pipeline
-from search.space import Augmentation, Dataset
+from search.errors import DataError
+from search.data import describe_input, load_data, pipeline
+from search.spec.schema import Augmentation, Dataset
 
 
 def test_digits_is_embedded_resized_standardised_and_split_by_seed():

@@ -13,7 +13,8 @@ import pytest
 from conftest import REPO, write
 from mlflow.tracking import MlflowClient
 
-from search.store import PARENT_TAG
+from search.errors import SearchStopped
+from search.tracking.tags import PARENT_TAG
 
 SPACE = """\
 name: loopback
@@ -160,8 +161,8 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras_tuner as kt
 from search.data import load_data
-from search.hypermodel import SpaceHyperModel, declare
-from search.space import Space
+from search.engine.hypermodel import SpaceHyperModel, declare
+from search.spec.schema import Space
 space = Space.model_validate({"name": "m", "dataset": {"name": "digits", "input_size": 8, "subset": 128},
     "model": {"family": "resnet", "depth": 8, "width": 0.5}, "training": {"batch_size": 32, "epochs": 1, "distribute": "mirrored"}})
 hypermodel = SpaceHyperModel(space, load_data(space.dataset, 1), devices=["/cpu:0", "/cpu:1"])
@@ -186,10 +187,12 @@ def _chief_and_clients(tmp_path, monkeypatch, max_trials: int, failures: int = 3
     import keras_tuner as kt
     from keras_tuner.src.distribute.oracle_client import OracleClient
 
-    from search.distributed import Chief, identify_worker
+    from search.distributed.chief import Chief
+    from search.distributed.worker import identify_worker
+    from search.engine.compat import RandomSearchOracle
 
-    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=max_trials, seed=1,
-                                           max_consecutive_failed_trials=failures)
+    oracle = RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=max_trials, seed=1,
+                                max_consecutive_failed_trials=failures)
     hp = kt.HyperParameters()
     hp.Choice("x", list(range(100)))
     oracle.update_space(hp)
@@ -255,9 +258,9 @@ def test_too_many_failed_trials_stop_the_chief_with_the_reason(tmp_path, monkeyp
     try:
         trial = clients["a"].create_trial("a")
         _finish(clients["a"], trial, status="FAILED")
-        assert chief.fatal and "consecutive failures exceeded" in chief.fatal
+        assert oracle.stopped and "consecutive failures exceeded" in oracle.stopped
         assert clients["b"].create_trial("b").status == "STOPPED"  # the oracle's lock is free, the search stops
-        with pytest.raises(RuntimeError, match="consecutive"):
+        with pytest.raises(SearchStopped, match="consecutive"):
             chief.serve(poll=0.05)
     finally:
         chief.server.stop(0)

@@ -18,11 +18,12 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 from typer.testing import CliRunner
 
-from search import figures
+from search.reporting import figures
 from search.cli import app
-from search.report import load_comparison
-from search.store import PARENT_TAG, read_trials
-from search.tracking import experiment_runs, metric_histories
+from search.orchestration.report import load_comparison
+from search.tracking.tags import PARENT_TAG
+from search.tracking.reader import read_trials
+from search.tracking.client import experiment_runs, metric_histories
 
 runner = CliRunner()
 
@@ -96,6 +97,40 @@ def test_fast_sql_reader_matches_mlflow_client(store):
     slow = pd.concat([experiment_runs(uri, name, "trial").assign(experiment=name) for name in ("tiny", "tiny_b")], ignore_index=True)
     assert len(fast) == 6
     pd.testing.assert_frame_equal(fast[sorted(fast.columns)], slow[sorted(slow.columns)], check_dtype=False)
+
+
+def test_a_store_at_a_revision_the_fast_reader_was_not_checked_on_is_read_through_mlflow(store, monkeypatch, caplog):
+    """After an MLflow upgrade the tables may have changed: the fast reader must not guess, and says why it is slow."""
+    from search.tracking import reader
+
+    _, uri = store
+    fast = read_trials(uri, ["tiny"])
+    monkeypatch.setattr(reader, "KNOWN_SCHEMA_REVISIONS", frozenset())
+    with caplog.at_level("WARNING", logger="search.tracking.reader"):
+        slow = read_trials(uri, ["tiny"])
+    assert "MLflow schema revision dc11669786a5" in caplog.text and "through MLflow's client" in caplog.text
+    pd.testing.assert_frame_equal(fast[sorted(fast.columns)], slow[sorted(slow.columns)], check_dtype=False)
+
+
+def test_a_store_mlflow_cannot_open_is_refused_with_one_line(store, tmp_path):
+    import shutil
+    import sqlite3
+
+    root, _ = store
+    old = tmp_path / "mlflow.db"
+    shutil.copy(root / "mlflow.db", old)
+    with sqlite3.connect(old) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")  # an older MLflow's store, say
+    result = runner.invoke(app, ["compare", "tiny", "--tracking-uri", f"sqlite:///{old}"])
+    assert result.exit_code == 2 and "mlflow db upgrade" in result.output and "Traceback" not in result.output
+
+
+def test_a_damaged_store_is_refused_with_its_name_not_swallowed(tmp_path):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"SQLite format 3\x00" + b"\x17" * 4000)  # a header, then garbage: not a database
+    result = runner.invoke(app, ["compare", "tiny", "--tracking-uri", f"sqlite:///{db}"])
+    assert result.exit_code == 2 and str(db) in result.output and "cannot read the MLflow store" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_compare_on_a_missing_store_says_so_and_creates_nothing(tmp_path):
@@ -221,7 +256,7 @@ def test_compare_on_many_client_logged_runs_matches_numpy(tmp_path):
     import numpy as np
     from mlflow.entities import Metric, Param
 
-    from search.store import ROLE_TAG
+    from search.tracking.tags import ROLE_TAG
 
     uri = f"sqlite:///{tmp_path / 'many.db'}"
     client = MlflowClient(uri)

@@ -14,10 +14,10 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from search.cli import app
-from search.hypermodel import declare
-from search.spacefile import load_space
-from search.store import PARENT_TAG
-from search.strategies import make_oracle
+from search.engine.hypermodel import declare
+from search.spec.reader import load_space
+from search.tracking.tags import PARENT_TAG
+from search.engine.oracles import make_oracle
 
 FOUR = TINY_SPACE.replace("depth: 8", "depth: [8, 14]")  # 4 candidates: depth x residual
 runner = CliRunner()
@@ -203,7 +203,7 @@ def test_consecutive_failures_stop_the_search_with_exit_1(tmp_path):
 
 
 def test_a_search_already_running_elsewhere_is_refused(tmp_path):
-    from search.resume import exclusive
+    from search.orchestration.resume import exclusive
 
     space = write(tmp_path / "s.yaml", TINY_SPACE)
     uri, tuner = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "tuner"
@@ -220,8 +220,8 @@ def test_servers_bind_to_loopback_by_default(command):
 
 
 def test_a_setting_added_since_at_its_default_does_not_change_a_recorded_space():
-    from search.runner import with_current_defaults
-    from search.space import Space
+    from search.orchestration.resume import with_current_defaults
+    from search.spec.schema import Space
 
     current = Space.model_validate({"name": "s", "model": {"family": "resnet"}}).model_dump(mode="json")
     recorded = {k: dict(v) if isinstance(v, dict) else v for k, v in current.items()}

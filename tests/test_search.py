@@ -6,7 +6,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from search.cli import app
-from search.store import PARENT_TAG
+from search.tracking.tags import PARENT_TAG
 
 runner = CliRunner()
 
@@ -63,7 +63,7 @@ def test_trial_runs_carry_params_curves_costs_and_provenance(finished_search):
     assert 0 < metrics["train_seconds"] <= metrics["trial_seconds"] and metrics["epochs_run"] == 2
     assert 0 <= metrics["best_val_accuracy"] <= 1
     tags = trial.data.tags
-    from search.provenance import file_hash
+    from search.tracking.provenance import file_hash
 
     assert tags["space_hash"] == file_hash(space)
     assert tags["seed"] == "7" and tags["version.tensorflow"].startswith("2.")
@@ -141,7 +141,7 @@ def test_an_oversized_candidate_fails_with_its_reason_and_the_search_goes_on(tmp
 def test_a_non_finite_loss_fails_the_trial():
     from keras_tuner.errors import FailedTrialError
 
-    from search.tuner import _refuse_non_finite
+    from search.engine.tuner import _refuse_non_finite
 
     _refuse_non_finite([[{"loss": 1.0}, {"loss": 0.5}]])
     with pytest.raises(FailedTrialError, match="loss became nan at epoch 2"):

@@ -8,8 +8,9 @@ from itertools import product
 import pytest
 from conftest import REPO, TINY_SPACE, write
 
-from search.space import Space
-from search.spacefile import SpaceError, load_space
+from search.spec.schema import Space
+from search.errors import SpaceError
+from search.spec.reader import load_space
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "spaces").glob("*.yaml")), ids=lambda p: p.name)
@@ -131,7 +132,7 @@ def test_json_schema_describes_axes_as_value_or_list():
 
 def test_validation_imports_no_tensorflow(tiny_space):
     code = (
-        "import sys; from search.spacefile import load_space; "
+        "import sys; from search.spec.reader import load_space; "
         f"load_space({str(tiny_space)!r}); "
         "from search.cli import app; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'mlflow')))"

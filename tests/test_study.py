@@ -9,7 +9,7 @@ from conftest import TINY_SPACE, write
 from typer.testing import CliRunner
 
 from search.cli import app
-from search.spacefile import SpaceError
+from search.errors import SpaceError
 
 runner = CliRunner()
 
@@ -58,7 +58,7 @@ def test_a_study_without_a_full_variant_says_so(tmp_path):
 def test_the_shipped_studies_load_and_their_results_are_committed():
     from conftest import REPO
 
-    from search.study import load_study
+    from search.spec.study import load_study
 
     folders = sorted(p.parent for p in (REPO / "experiments").glob("*/study.yaml"))
     assert {f.name for f in folders} >= {"degradation", "bn_placement", "vgg_depth", "kernel_size", "conv_kind", "nasnet"}
@@ -72,7 +72,7 @@ def test_the_shipped_studies_load_and_their_results_are_committed():
 
 
 def test_a_transfer_must_name_one_of_the_study_searches(tmp_path):
-    from search.study import load_study
+    from search.spec.study import load_study
 
     folder = make_study(tmp_path / "s")
     text = (folder / "study.yaml").read_text()
@@ -84,7 +84,7 @@ def test_a_transfer_must_name_one_of_the_study_searches(tmp_path):
 def test_a_search_whose_trials_logged_no_time_counts_zero_not_nan():
     import pandas as pd
 
-    from search.study import search_record
+    from search.reporting.records import search_record
 
     failed_only = pd.DataFrame({"status": ["FAILED"], "start_time": [0], "end_time": [5000]})
     record = search_record(Path("space.yaml"), 1, failed_only)

@@ -8,8 +8,9 @@ import statistics
 import pandas as pd
 import pytest
 
-from search.figures import pareto_front
-from search.tables import TableError, compare, filter_trials, render
+from search.reporting.figures import pareto_front
+from search.errors import TableError
+from search.reporting.tables import compare, filter_trials, render
 
 
 def trials(rows):
@@ -135,7 +136,7 @@ def test_pareto_front_keeps_only_undominated_points():
 
 
 def test_only_the_latest_search_of_a_space_and_seed_counts():
-    from search.tables import latest_searches
+    from search.reporting.tables import latest_searches
 
     frame = KNOWN.assign(space="s", seed=1, parent_id="old", start_time=range(len(KNOWN)))
     repeat = KNOWN.assign(space="s", seed=1, parent_id="new", start_time=range(100, 100 + len(KNOWN)))

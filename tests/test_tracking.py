@@ -2,8 +2,9 @@
 
 from mlflow.tracking import MlflowClient
 
-from search.store import PARENT_TAG, default_tracking_uri, resolve_tracking_uri
-from search.tracking import Tracker
+from search.tracking.tags import PARENT_TAG
+from search.tracking.locations import default_tracking_uri, resolve_tracking_uri
+from search.tracking.client import Tracker
 
 
 def test_parent_and_nested_runs_round_trip(tmp_path):
@@ -48,7 +49,7 @@ def test_tracking_uri_precedence(monkeypatch, tmp_path):
 
 
 def test_a_new_sqlite_store_appears_complete_or_not_at_all(tmp_path):
-    from search.tracking import create_sqlite_store
+    from search.tracking.client import create_sqlite_store
 
     db = tmp_path / "new" / "mlflow.db"
     create_sqlite_store(db)
@@ -62,7 +63,7 @@ def test_a_new_sqlite_store_appears_complete_or_not_at_all(tmp_path):
 def test_a_deleted_experiment_is_refused_with_a_clear_error(tmp_path):
     import pytest
 
-    from search.store import TrackingError
+    from search.errors import TrackingError
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = Tracker(uri, "gone")

@@ -5,10 +5,10 @@ from conftest import TINY_SPACE, write
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from search.cells import parse_genotype
+from search.spec.genotypes import parse_genotype
 from search.cli import app
-from search.store import PARENT_TAG
-from search.transfer import SOURCE_SEARCH_TAG, SOURCE_TRIAL_TAG
+from search.tracking.tags import PARENT_TAG
+from search.tracking.tags import SOURCE_SEARCH_TAG, SOURCE_TRIAL_TAG
 
 CELL_SEARCH = """\
 name: cell_search

@@ -8,12 +8,12 @@ import keras_tuner as kt
 import pytest
 from conftest import TINY_SPACE, write
 
-from search import trial_process
+from search.engine import trial_process
 from search.data import load_data
-from search.hypermodel import declare
-from search.spacefile import load_space
-from search.trial_process import TrialJob, TrialProcess
-from search.trial_server import process_context
+from search.engine.hypermodel import declare
+from search.spec.reader import load_space
+from search.engine.trial_process import TrialJob, TrialProcess
+from search.engine.trial_server import process_context
 
 
 @pytest.fixture(scope="module")

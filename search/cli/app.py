@@ -1,0 +1,95 @@
+"""The `archsearch` application: the one place errors are caught, and the options commands share.
+
+Errors are caught once, in `_Commands.invoke`: an `ArchsearchError` prints one line and exits with its
+status (2 for bad input); anything else is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from search.errors import ArchsearchError
+
+
+class _Commands(TyperGroup):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ArchsearchError as error:
+            typer.secho(f"error: {error.message()}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(error.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_Commands,
+    help="Architecture search over CNN design axes: space files -> KerasTuner trials -> MLflow runs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+SpaceArg = Annotated[Path, typer.Argument(help="A space file (YAML), e.g. spaces/vgg_depth.yaml.", show_default=False)]
+HeartbeatOpt = Annotated[
+    float, typer.Option(help="Seconds without a word from a worker before its trial is handed to another (at least 15).", min=15)
+]
+TunerDirOpt = Annotated[Path, typer.Option(help="Where KerasTuner keeps its trial state.")]
+FreshOpt = Annotated[
+    bool, typer.Option("--fresh", help="Start over instead of continuing an interrupted search (or repeating a finished one).")
+]
+TrackingOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        help="MLflow tracking URI (a server such as http://127.0.0.1:5000, or sqlite:///path.db). "
+        "Default: the sqlite store under ./mlruns.",
+        show_default=False,
+    ),
+]
+
+
+ExperimentsArg = Annotated[list[str], typer.Argument(help="MLflow experiment name(s); several go into one table.", show_default=False)]
+RowsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--rows", help="Axes to group by, comma-separated (default: every axis that varied).", show_default=False),
+]
+ColsOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--cols", help="Axes to spread across columns (Markdown, LaTeX, HTML), e.g. --rows depth --cols residual.", show_default=False),
+]
+MetricOpt = Annotated[
+    Optional[str], typer.Option(help="Metric to compare (default: best_<objective> of the searches).", show_default=False)
+]
+WhereOpt = Annotated[
+    Optional[str], typer.Option(help="Keep trials matching a filter over axis/metric columns, e.g. \"bn = 'pre' and depth >= 32\".", show_default=False)
+]
+def load(path: Path, transfer_target: bool = False):
+    from search.spec.reader import load_space
+
+    return load_space(path, transfer_target=transfer_target)
+
+
+def quiet_tensorflow(trains: bool = False) -> None:
+    """Import TensorFlow; a command that `trains` trials here first starts the server their processes fork from,
+    whose own TensorFlow import then runs beside this one."""
+    import os
+
+    from search.engine.quiet import import_tensorflow_quietly
+    from search.engine.trial_server import start_trial_server
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # keep MLflow's table-creation notes off the display
+    if trains:
+        start_trial_server()
+    import_tensorflow_quietly()
+
+
+SUFFIX_FORMATS = {".md": "markdown", ".tex": "latex", ".csv": "csv", ".html": "html", ".json": "json"}
+
+
+def names(values: list[str] | None) -> list[str]:
+    """`--rows a,b --rows c` -> [a, b, c]."""
+    return [name.strip() for value in values or [] for name in value.split(",") if name.strip()]

@@ -1,0 +1,102 @@
+"""Commands that read results back: compare, report, ui."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from search.cli.app import (
+    SUFFIX_FORMATS,
+    ColsOpt,
+    ExperimentsArg,
+    MetricOpt,
+    RowsOpt,
+    TrackingOpt,
+    WhereOpt,
+    app,
+    names,
+)
+
+
+
+@app.command("compare")
+def compare_command(
+    experiments: ExperimentsArg,
+    rows: RowsOpt = None,
+    cols: ColsOpt = None,
+    metric: MetricOpt = None,
+    where: WhereOpt = None,
+    top: Annotated[Optional[int], typer.Option(help="Keep the K best groups.", min=1, show_default=False)] = None,
+    fmt: Annotated[
+        Optional[str],
+        typer.Option("--format", help="markdown, latex, csv, html or json (default: from --out's suffix, else markdown).", show_default=False),
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.", show_default=False)] = None,
+    all_searches: Annotated[
+        bool,
+        typer.Option("--all-searches", help="Pool every search of a space and seed, not only the latest (a --fresh repeat or an edited space replaces the earlier search by default)."),
+    ] = False,
+    tracking_uri: TrackingOpt = None,
+):
+    """Compare trials grouped by axis values: mean ± std over repeats, n, failed trials, costs; best marked."""
+    from search.errors import UserError
+    from search.orchestration.report import load_comparison
+    from search.reporting.tables import FORMATS, render
+
+    fmt = fmt or SUFFIX_FORMATS.get(out.suffix if out else "", "markdown")
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
+    comparison, _ = load_comparison(
+        tracking_uri, experiments, rows=names(rows) or None, cols=names(cols), metric=metric, where=where, top=top,
+        all_searches=all_searches,
+    )
+    text = render(comparison, fmt, names(cols) or None)
+    if out:
+        out.write_text(text)
+        typer.echo(f"wrote {out}", err=True)
+    else:
+        typer.echo(text, nl=False)
+
+
+@app.command()
+def report(
+    experiments: ExperimentsArg,
+    out: Annotated[Path, typer.Option(help="Folder to write the report into.")] = Path("report"),
+    rows: RowsOpt = None,
+    cols: ColsOpt = None,
+    metric: MetricOpt = None,
+    where: WhereOpt = None,
+    log: Annotated[bool, typer.Option(help="Also log the report to the latest search's parent run in MLflow.")] = True,
+    tracking_uri: TrackingOpt = None,
+):
+    """Write tables (every format), figures (PNG + SVG) and index.md / index.html for a report."""
+    from search.orchestration.report import write_report
+
+    written = write_report(
+        tracking_uri, experiments, out, rows=names(rows) or None, cols=names(cols) or None, metric=metric, where=where, log_to_mlflow=log
+    )
+    typer.echo(f"wrote {len(written)} files to {out}/ (open {out / 'index.html'})")
+
+
+@app.command()
+def ui(
+    tracking_uri: TrackingOpt = None,
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps the UI on this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 5000,
+):
+    """Start the MLflow UI on the project's store (./mlruns by default) and print its URL; Ctrl-C stops it."""
+    import os
+    import sys
+
+    from search.errors import UserError
+    from search.tracking.locations import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        raise UserError(f"{uri} is already a tracking server: open it in a browser")
+    typer.echo(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl-C to stop)")
+    sys.stdout.flush()
+    # Become the MLflow UI process, so that Ctrl-C and kill reach it (and its workers) directly.
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)])

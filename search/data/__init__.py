@@ -1,0 +1,10 @@
+"""Data: named sets loaded as arrays (`sources`), split, prepared and fed to training (`split`).
+
+TensorFlow is imported only inside the functions that need it (resizing, pipelines), so `plan` and the
+spec layer can ask about a data set's shape without it.
+"""
+
+from search.data.sources import describe_input, load_arrays
+from search.data.split import Data, load_data, pipeline
+
+__all__ = ["Data", "describe_input", "load_arrays", "load_data", "pipeline"]

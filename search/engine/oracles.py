@@ -1,0 +1,72 @@
+"""Search strategies: the registry from a space file's `search.strategy` to the oracle that drives it,
+KerasTuner's (grid, random, bayesian, hyperband) or our regularized evolution, each with archsearch's
+additions (`search.engine.compat.Oracle`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras_tuner as kt
+
+from search.engine import compat
+from search.engine.evolution import RegularizedEvolutionOracle
+from search.spec.metrics import minimised
+from search.spec.schema import Space
+
+
+def _trial_budget(space: Space) -> dict:
+    return {"max_trials": planned_trials(space)}
+
+
+def _brackets(space: Space) -> dict:
+    return {"max_epochs": space.training.epochs, "factor": space.search.hyperband_factor}
+
+
+def _population(space: Space) -> dict:
+    return _trial_budget(space) | {"population_size": space.search.population_size, "sample_size": space.search.sample_size}
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """An oracle class and its options from the space. `budgeted`: it stops at `max_trials` (hyperband's
+    brackets decide instead); `continues_trials`: a trial may go on from an earlier one's best weights."""
+
+    oracle: type[compat.Oracle]
+    options: Callable[[Space], dict] = _trial_budget
+    budgeted: bool = True
+    continues_trials: bool = False
+
+
+STRATEGIES = {
+    "grid": Strategy(compat.GridSearchOracle),
+    "random": Strategy(compat.RandomSearchOracle),
+    "bayesian": Strategy(compat.BayesianOptimizationOracle),
+    "hyperband": Strategy(compat.HyperbandOracle, _brackets, budgeted=False, continues_trials=True),
+    "evolution": Strategy(RegularizedEvolutionOracle, _population),
+}
+
+
+def objective(space: Space) -> kt.Objective:
+    name = space.search.objective
+    return kt.Objective(name, direction="min" if minimised(name) else "max")
+
+
+def planned_trials(space: Space) -> int | None:
+    """The trial budget: `max_trials`, or the whole grid (capped at the grid, which no oracle exceeds);
+    None where the strategy sets its own (hyperband's brackets)."""
+    if not STRATEGIES[space.search.strategy].budgeted:
+        return None
+    grid = space.grid_size()
+    return min(space.search.max_trials or grid, grid)
+
+
+def make_oracle(space: Space) -> compat.Oracle:
+    search = space.search
+    strategy = STRATEGIES[search.strategy]
+    return strategy.oracle(
+        objective=objective(space),
+        seed=search.seed,
+        max_consecutive_failed_trials=search.max_consecutive_failed_trials,
+        **strategy.options(space),
+    )

@@ -1,0 +1,221 @@
+"""Trials in a process of their own: build, fit each execution, report epochs back, take the next trial.
+
+TensorFlow keeps ~18-40 MiB per built-and-fitted model even after `clear_session()`, so a search that
+trains hundreds of candidates in one process grows without bound. A trial process therefore trains trials
+one after another only until it has grown by `GROWTH_LIMIT_MIB` since its first, or a trial fails; then
+it exits and returns all of it to the system, and the next trial gets a new process. Between those, a
+trial finds TensorFlow's kernels and caches warm (about a second per trial on a ResNet-20, measured).
+Processes are forked from a server that has already imported this module and with it TensorFlow (see
+`search.engine.trial_server`), so a new one starts in milliseconds, not seconds.
+
+Results do not depend on which trials a process ran before: each execution is seeded, and the ops are
+deterministic (a test checks a trial alone against the same trial run after another).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import resource
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from search.engine.quiet import import_tensorflow_quietly, stderr_silenced
+
+tf = import_tensorflow_quietly()  # here, so that the fork server pays for it once
+
+import keras  # noqa: E402
+import keras_tuner as kt  # noqa: E402
+
+from search.data import Data  # noqa: E402
+from search.engine.hypermodel import SpaceHyperModel  # noqa: E402
+from search.models.costs import model_costs  # noqa: E402
+from search.spec.metrics import minimised  # noqa: E402
+from search.spec.schema import Space  # noqa: E402
+
+GROWTH_LIMIT_MIB = 256  # a trial process takes no new trial once it has grown this much since its first
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """Everything a trial process needs; picklable."""
+
+    space: Space
+    data_path: Path
+    hyperparameters: kt.HyperParameters
+    seed: int
+    executions: int
+    epochs: int
+    initial_epoch: int = 0
+    load_weights_from: Path | None = None  # hyperband: continue a shorter trial's best epoch
+    save_weights_to: Path | None = None
+
+
+class TrialFailed(Exception):
+    """A trial that cannot succeed (e.g. over the parameter limit); the search goes on."""
+
+
+def serve_trials(jobs, events, search_pid: int, threads: int | None) -> None:
+    """Entry point of a trial process: for each job from `jobs` sends ("built", costs, summary),
+    ("epoch", execution, epoch, logs)..., then ("done", seconds spent in fit, MiB its peak size grew
+    since the first trial) or ("error", reason, traceback). Ends at a None job, after a failed trial,
+    or when the search process is gone (`search_pid`: kill -9, crash). `threads` caps TensorFlow's CPU
+    threads (workers sharing one machine)."""
+    threading.Thread(target=_exit_with, args=(search_pid,), daemon=True).start()
+    if threads:  # before the first op, while TensorFlow's thread pools can still be sized
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    with stderr_silenced():  # each process probes for CUDA on its first op
+        tf.constant(0)
+    tf.config.experimental.enable_op_determinism()
+    first_size = None
+    while (job := jobs.get()) is not None:
+        try:
+            fit_seconds = _run(job, events)
+        except BaseException as error:  # reported to the search process, which records it and decides
+            events.put(("error", f"{type(error).__name__}: {error}", traceback.format_exc()))
+            return  # TensorFlow may be left in any state: the next trial gets a new process
+        size = _peak_mib()
+        first_size = first_size or size
+        events.put(("done", fit_seconds, size - first_size))
+        keras.backend.clear_session()  # while the search process logs the trial
+
+
+def _peak_mib() -> float:
+    """The process's peak resident size: what it has held, leftovers included."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes there, KiB on Linux
+
+
+def _exit_with(search_pid: int) -> None:
+    """Exit when the search process is gone: nobody would read this trial's results."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(search_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+
+
+def _run(job: TrialJob, events) -> float:
+    hypermodel = SpaceHyperModel(job.space, Data.load(job.data_path))
+    max_params = job.space.search.max_params
+    fit_seconds = 0.0
+    for execution in range(job.executions):
+        if execution:
+            keras.backend.clear_session()
+        keras.utils.set_random_seed(job.seed + execution)
+        model = hypermodel.build(job.hyperparameters)
+        if execution == 0:
+            costs = model_costs(model) | {"replicas": hypermodel.replicas}
+            events.put(("built", costs, summary_text(model)))
+            if max_params is not None and costs["params"] > max_params:
+                raise TrialFailed(f"Oversized model: {costs['params']:,} parameters > max_params {max_params:,}")
+        if job.load_weights_from is not None:
+            model.load_weights(job.load_weights_from)
+        callbacks = [EpochReporter(events, execution)]
+        if job.save_weights_to is not None:
+            callbacks.append(SaveBest(job.space.search.objective, job.save_weights_to))
+        started = time.perf_counter()
+        hypermodel.fit(job.hyperparameters, model, callbacks=callbacks, epochs=job.epochs, initial_epoch=job.initial_epoch)
+        fit_seconds += time.perf_counter() - started
+    return fit_seconds
+
+
+class TrialProcess:
+    """The search's side of a trial process: starts one when a trial needs it, keeps it for the next trial
+    while it is healthy and under `GROWTH_LIMIT_MIB`, and stops it mid-trial on any interruption."""
+
+    def __init__(self, context, threads: int | None = None):
+        self.context, self.threads = context, threads
+        self.process = None
+
+    def run(self, job: TrialJob, relay) -> float:
+        """Train `job`, passing its "built" and "epoch" events to `relay(kind, payload)`. Returns the seconds
+        spent in fit; raises KerasTuner's FailedTrialError when the trial fails or its process dies."""
+        if self.process is not None and not self.process.is_alive():  # gone while idle (e.g. out of memory)
+            self.close()
+        if self.process is None:
+            self._start()
+        self.jobs.put(job)
+        try:
+            while True:
+                kind, *payload = self._next_event()
+                if kind == "done":
+                    fit_seconds, growth_mib = payload
+                    if growth_mib > GROWTH_LIMIT_MIB:
+                        self.close()
+                    return fit_seconds
+                if kind == "error":
+                    raise kt.errors.FailedTrialError(payload[0])
+                relay(kind, payload)
+        except BaseException:  # failed, died, interrupted: the next trial gets a new process
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the process (idle, or mid-trial when the search was interrupted)."""
+        if self.process is None:
+            return
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join()
+        self.jobs.close()
+        self.events.close()
+        self.process = None
+
+    def _start(self) -> None:
+        self.jobs, self.events = self.context.Queue(), self.context.Queue()
+        self.process = self.context.Process(
+            target=serve_trials, args=(self.jobs, self.events, os.getpid(), self.threads), name="trial-process"
+        )
+        self.process.start()
+
+    def _next_event(self) -> tuple:
+        while True:
+            try:
+                return self.events.get(timeout=1.0)
+            except queue.Empty:
+                if self.process.is_alive():
+                    continue
+                try:  # it may have reported and exited between the wait and the check
+                    return self.events.get(timeout=1.0)
+                except queue.Empty:
+                    raise kt.errors.FailedTrialError(f"trial process died (exit code {self.process.exitcode})") from None
+
+
+class EpochReporter(keras.callbacks.Callback):
+    def __init__(self, events, execution: int):
+        super().__init__()
+        self.events, self.execution = events, execution
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
+        self.events.put(("epoch", self.execution, epoch, logs))
+
+
+class SaveBest(keras.callbacks.Callback):
+    """Keep the weights of the best epoch by the objective, for hyperband to continue from."""
+
+    def __init__(self, objective: str, path: Path):
+        super().__init__()
+        self.objective, self.path = objective, path
+        self.sign = -1 if minimised(objective) else 1
+        self.best = -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.objective)
+        if value is not None and self.sign * value > self.best:
+            self.best = self.sign * value
+            self.model.save_weights(self.path)
+
+
+def summary_text(model: keras.Model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, *_, **__: lines.append(line), line_length=110)
+    return "\n".join(lines)

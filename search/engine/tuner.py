@@ -1,0 +1,211 @@
+"""A KerasTuner tuner whose every trial is one nested MLflow run, trained in a process of its own.
+
+KerasTuner's oracle (grid, random, bayesian, hyperband) decides what to try and keeps the search's
+state; this tuner trains each trial in a trial process of its own (see `search.trial_process`), relays
+its epochs to the progress display, and logs params, curves, costs and status. A trial that fails is recorded and
+raised as KerasTuner's `FailedTrialError`, so KerasTuner's own failed-trial accounting stays in charge.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from pathlib import Path
+
+import keras_tuner as kt
+
+from search.engine import compat
+from search.engine.hypermodel import declare
+from search.engine.oracles import STRATEGIES, make_oracle
+from search.engine.trial_process import TrialJob, TrialProcess
+from search.engine.trial_server import process_context
+from search.reporting.progress import TrialObserver
+from search.spec.metrics import best_metric
+from search.spec.schema import Space
+from search.tracking.client import Tracker
+
+
+class TrackedTuner(compat.DeclaringTuner):
+    """Drives one search: the oracle proposes, the trial process trains, MLflow records."""
+
+    @classmethod
+    def for_space(cls, space: Space, **kwargs) -> TrackedTuner:
+        """The tuner of `space` with its strategy's oracle; `kwargs`: this class's arguments and KerasTuner's
+        (directory, project_name, overwrite)."""
+        return cls(oracle=make_oracle(space), space=space, **kwargs)
+
+    def __init__(
+        self,
+        *,
+        space: Space,
+        data_path: Path,
+        tracker: Tracker,
+        parent_id: str,
+        run_params: dict,
+        run_tags: dict,
+        observer: TrialObserver | None = None,
+        trial_tags=None,
+        trial_metrics: dict | None = None,
+        threads: int | None = None,
+        **kwargs,
+    ):
+        """`trial_tags(values) -> dict` and `trial_metrics` add to every trial run (a transfer's links to
+        the search its cells came from, and that search's cost); `threads` caps each trial's CPU threads
+        (workers sharing a machine)."""
+        self.space = space
+        super().__init__(**kwargs)
+        self.data_path = data_path
+        self.tracker = tracker
+        self.parent_id = parent_id
+        self.run_params = run_params
+        self.run_tags = run_tags
+        self.observer = observer or TrialObserver()
+        self.trial_tags = trial_tags or (lambda values: {})
+        self.trial_metrics = trial_metrics or {}
+        self.trial_process = TrialProcess(process_context(), threads)
+        compat.quiet_failed_trials()
+
+    def declare(self, hp: kt.HyperParameters) -> None:
+        declare(hp, self.space)
+
+    def search(self, *fit_args, **fit_kwargs):
+        """KerasTuner's search loop; the trial process kept between trials ends with it."""
+        try:
+            super().search(*fit_args, **fit_kwargs)
+        finally:
+            self.trial_process.close()
+
+    def run_trial(self, trial, *args, **kwargs):
+        hp = trial.hyperparameters
+        values = declare(hp, self.space)  # the space's names: searched cells as one `genotype`
+        recorded = self.tracker.finished_trial(self.parent_id, trial.trial_id)
+        if recorded is not None:  # logged before an interruption, not yet saved by KerasTuner
+            self.observer.trial_begin(trial.trial_id, values)
+            self.observer.trial_end(trial.trial_id, "FINISHED", recorded)
+            return {self.oracle.objective.name: recorded[best_metric(self.oracle.objective.name)]}
+        run_id = self.start_trial_run(trial.trial_id, values)
+        self.observer.trial_begin(trial.trial_id, values)
+        started = time.perf_counter()
+        try:
+            if "genotype" in values:
+                self._log_genotype(run_id, values["genotype"])
+            curves, costs, summary, fit_seconds = self._run_in_process(trial, self._job(trial))
+            if summary:
+                self.tracker.log_text(run_id, summary, "model_summary.txt")
+            _refuse_non_finite(curves)
+            metrics = self._summarise(curves, costs)
+            metrics |= {"train_seconds": fit_seconds, "trial_seconds": time.perf_counter() - started} | self.trial_metrics
+            self.tracker.log_curves(run_id, _mean_curve(curves), first_step=hp.values.get("tuner/initial_epoch", 0) + 1)
+            self.tracker.log_metrics(run_id, metrics)
+            self.tracker.end_run(run_id, "FINISHED")
+        except BaseException as error:  # the run must not stay RUNNING, whatever failed
+            status, reason = _status_and_reason(error)
+            self.tracker.end_run(run_id, status, reason=reason)
+            self.observer.trial_end(trial.trial_id, status, {}, reason)
+            raise
+        self.observer.trial_end(trial.trial_id, "FINISHED", metrics)
+        return [_best_epoch(curve, self.oracle.objective) for curve in curves]
+
+    def start_trial_run(self, trial_id: str, values: dict, tags: dict | None = None) -> str:
+        """The trial's nested MLflow run, with every setting and axis value as params."""
+        return self.tracker.start_run(
+            f"trial-{trial_id}",
+            params=self.run_params | values | {"trial_id": trial_id},
+            tags=self.run_tags | self.trial_tags(values) | (tags or {}),
+            parent_id=self.parent_id,
+        )
+
+    def _log_genotype(self, run_id: str, genotype: str) -> None:
+        """The cells as a figure, so two trials' cells can be compared side by side in the MLflow UI."""
+        from search.reporting.figures import genotype_figure  # matplotlib: only for cell searches
+        from search.spec.genotypes import parse_genotype
+
+        self.tracker.log_figure(run_id, genotype_figure(parse_genotype(genotype)), "genotype.png")
+
+    def _job(self, trial) -> TrialJob:
+        values = trial.hyperparameters.values
+        previous = values.get("tuner/trial_id")
+        return TrialJob(
+            space=self.space,
+            data_path=self.data_path,
+            hyperparameters=trial.hyperparameters,
+            seed=self.space.search.seed,
+            executions=self.space.search.executions_per_trial,
+            epochs=values.get("tuner/epochs", self.space.training.epochs),
+            initial_epoch=values.get("tuner/initial_epoch", 0),
+            load_weights_from=self._weights_path(previous) if previous else None,
+            save_weights_to=self._weights_path(trial.trial_id) if STRATEGIES[self.space.search.strategy].continues_trials else None,
+        )
+
+    def _weights_path(self, trial_id: str) -> Path:
+        return Path(self.get_trial_dir(trial_id)) / "best.weights.h5"
+
+    def _run_in_process(self, trial, job: TrialJob):
+        """Train the trial in the trial process, relaying its epochs to the display as they end."""
+        curves: list[list[dict]] = []
+        costs: dict = {}
+        summary = ""
+
+        def relay(kind: str, payload: list) -> None:
+            nonlocal costs, summary
+            if kind == "built":
+                costs, summary = payload
+            elif kind == "epoch":
+                execution, epoch, logs = payload
+                while len(curves) <= execution:
+                    curves.append([])
+                curves[execution].append(logs)
+                self.observer.epoch_end(trial.trial_id, execution, epoch, logs)
+            else:
+                raise RuntimeError(f"unexpected event {kind!r} from the trial process")
+
+        fit_seconds = self.trial_process.run(job, relay)
+        return curves, costs, summary, fit_seconds
+
+    def _summarise(self, curves: list[list[dict]], costs: dict) -> dict:
+        """Costs, the objective's best epoch (mean over executions) and, with several executions, the
+        spread of every final value as `<name>_std`."""
+        objective = self.oracle.objective
+        best_key = best_metric(objective.name)
+        finals = [curve[-1] | {best_key: _best_epoch(curve, objective)[objective.name]} for curve in curves]
+        metrics = dict(costs)
+        metrics["epochs_run"] = len(curves[0])
+        metrics[best_key] = statistics.fmean(final[best_key] for final in finals)
+        if len(finals) > 1:
+            for key in finals[0]:
+                metrics[f"{key}_std"] = statistics.stdev(final[key] for final in finals)
+        return metrics
+
+
+def _status_and_reason(error: BaseException) -> tuple[str, str]:
+    if isinstance(error, KeyboardInterrupt):
+        return "KILLED", "interrupted (Ctrl-C)"
+    if isinstance(error, kt.errors.FailedTrialError):
+        return "FAILED", str(error)
+    return "FAILED", f"{type(error).__name__}: {error}"
+
+
+def _best_epoch(curve: list[dict], objective: kt.Objective) -> dict:
+    """The epoch's logs with the best objective value (what KerasTuner scores a trial by)."""
+    key = (lambda logs: logs[objective.name]) if objective.direction == "max" else (lambda logs: -logs[objective.name])
+    return max(curve, key=key)
+
+
+def _mean_curve(curves: list[list[dict]]) -> list[dict]:
+    """Per-epoch means over executions (executions stopped early contribute the epochs they ran)."""
+    mean = []
+    for epoch in range(max(len(curve) for curve in curves)):
+        present = [curve[epoch] for curve in curves if epoch < len(curve)]
+        mean.append({k: sum(logs[k] for logs in present) / len(present) for k in present[0]})
+    return mean
+
+
+def _refuse_non_finite(curves: list[list[dict]]) -> None:
+    if not curves or not all(curves):
+        raise kt.errors.FailedTrialError("the trial process reported no finished epoch")
+    for curve in curves:
+        for epoch, logs in enumerate(curve, start=1):
+            loss = logs.get("loss", 0.0)
+            if not math.isfinite(loss):
+                raise kt.errors.FailedTrialError(f"training loss became {loss} at epoch {epoch}")

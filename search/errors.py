@@ -1,0 +1,115 @@
+"""Every error archsearch raises on purpose, in one tree.
+
+An `ArchsearchError` is an outcome the user can act on: the CLI prints its message on one line (no
+traceback) and exits with its `exit_code`. `UserError`s are bad input or a refused request (exit 2);
+`SearchStopped` is a search the oracle gave up on (exit 1). Any other exception is a bug: the CLI lets
+it show its traceback. Nothing else in the package catches broad exception classes as "the user's fault".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ArchsearchError(Exception):
+    """Base of the tree; `exit_code` is the status the command exits with, `where` what the message is
+    about when the raiser did not know (the space file of a search, say), added on the way up by `at`."""
+
+    exit_code = 1
+    where: str | None = None
+
+    def at(self, where: object) -> ArchsearchError:
+        """The same error, said of `where` (unless it already names a place)."""
+        if self.where is None:
+            self.where = str(where)
+        return self
+
+    def message(self) -> str:
+        return f"{self.where}: {self}" if self.where else str(self)
+
+
+class UserError(ArchsearchError):
+    """Bad input, missing data or store, a refused resume: one line, exit 2, nothing half-written."""
+
+    exit_code = 2
+
+
+class SpaceError(UserError):
+    """Everything wrong with one space (or study) file, as one message naming the file, line and key."""
+
+    def __init__(self, path: Path | str, problems: list):
+        self.path = Path(path)
+        self.problems = problems
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if len(self.problems) == 1:
+            return f"{self.path}: {self.problems[0]}"
+        lines = [f"{self.path}: {len(self.problems)} problems"]
+        lines += [f"  - {problem}" for problem in self.problems]
+        return "\n".join(lines)
+
+
+class GenotypeError(UserError, ValueError):
+    """A genotype string that does not describe a valid pair of cells; the message says where.
+    A ValueError too, so that the space-file schema reports it at its key."""
+
+
+class DataError(UserError):
+    """The data named in a space file cannot be loaded; the message says why and what to do."""
+
+
+class TrackingError(UserError):
+    """What was asked of the MLflow store is not in it (no store, an unknown experiment, no trials), or
+    the store cannot be read."""
+
+
+class TableError(UserError):
+    """A comparison request that cannot be met (unknown axis or metric, bad filter)."""
+
+
+class TransferError(UserError):
+    """The source search or the target space cannot be used for a transfer; the message says why."""
+
+
+class SearchBusy(UserError):
+    """Another process is running this search right now."""
+
+
+class SearchChanged(UserError):
+    """An interrupted search would continue under a different space or store."""
+
+    def __init__(self, project: Path, changes: list[str]):
+        self.project, self.changes = project, changes
+        listed = "\n".join(f"  - {change}" for change in changes)
+        super().__init__(
+            f"the interrupted search in {project} was started with a different space or store:\n{listed}\n"
+            "Run it with the original file to continue it, or pass --fresh to start over "
+            "(the interrupted runs stay in MLflow, marked KILLED)."
+        )
+
+
+class StateError(UserError):
+    """The search's state folder (the tuner directory) cannot be created, locked or written."""
+
+
+class WorkerError(UserError):
+    """A worker cannot join a search, or a chief cannot serve one (address taken, no matching search)."""
+
+
+class SearchStopped(ArchsearchError):
+    """The search gave up before its end (too many failed trials in a row, local workers that keep
+    failing); the parent run is FAILED with the reason and running the command again continues it."""
+
+    def __str__(self) -> str:
+        return f"search stopped: {super().__str__().splitlines()[0]}"
+
+
+class ChiefLost(ArchsearchError):
+    """A worker lost its chief (gone, or unreachable for longer than the worker waits)."""
+
+
+class Interrupted(ArchsearchError):
+    """Ctrl-C: whatever ran was marked KILLED; the message says how to continue."""
+
+    exit_code = 130

@@ -1,0 +1,200 @@
+"""One search from a validated space to a finished parent run: data, tuner, tracking, in that order.
+
+The data is loaded before anything is written, so a space whose data cannot be loaded leaves no
+trace in MLflow or the tuner directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from search.data import Data, load_data
+from search.distributed.chief import serve
+from search.distributed.distribution import Distribution, search_key
+from search.engine.oracles import planned_trials
+from search.engine.trial_server import start_trial_server
+from search.engine.tuner import TrackedTuner
+from search.errors import SearchChanged
+from search.orchestration.resume import LOCK_FILE, RESUMABLE, SearchState, differences, exclusive, with_current_defaults
+from search.orchestration.transfer import Origin
+from search.reporting.progress import TrialObserver
+from search.spec.metrics import best_metric, minimised
+from search.spec.schema import Space
+from search.tracking.client import Tracker, abandon_search
+from search.tracking.locations import resolve_tracking_uri
+from search.tracking.provenance import provenance_tags
+from search.tracking.tags import AXES_TAG, ROLE_TAG, SEARCH_ROLE, TRIAL_ROLE, VARYING_TAG
+
+DEFAULT_TUNER_DIR = Path("mlruns") / "tuner"
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    tracking_uri: str
+    experiment_id: str
+    parent_id: str
+    trials: pd.DataFrame  # the nested runs, as read back from MLflow
+    outcome: str = "finished"  # "finished", "resumed" (an interrupted search completed) or "already done"
+
+
+def resolved_space_yaml(space: Space) -> str:
+    """The space with every default filled in: what actually ran."""
+    return yaml.safe_dump(space.model_dump(mode="json"), sort_keys=False)
+
+
+def run_search(space: Space, space_path: Path, *, tuner_dir: Path = DEFAULT_TUNER_DIR, **options) -> SearchResult:
+    """Run every trial of `space`; each is a nested MLflow run under one parent run for the search.
+
+    An interrupted search of the same space (same tuner folder) is continued; see `search.orchestration.resume`.
+    Options: tracking_uri, fresh, observer, origin (a transfer's source search), distribution (serve the
+    trials to workers as a KerasTuner chief instead of running them here). One process at a time works on a search (a lock file).
+    """
+    if options.get("distribution") is None:  # trials train here: their server's imports overlap what follows
+        start_trial_server()
+    data = load_data(space.dataset, space.search.seed)  # before anything is written: bad data writes nothing
+    with exclusive(Path(tuner_dir) / space.name):
+        return _run_search(space, space_path, data, tuner_dir=tuner_dir, **options)
+
+
+def _run_search(
+    space: Space,
+    space_path: Path,
+    data: Data,
+    *,
+    tracking_uri: str | None = None,
+    tuner_dir: Path = DEFAULT_TUNER_DIR,
+    fresh: bool = False,
+    observer: TrialObserver | None = None,
+    origin: Origin | None = None,
+    distribution: Distribution | None = None,
+) -> SearchResult:
+    uri = resolve_tracking_uri(tracking_uri)
+    project = Path(tuner_dir) / space.name
+    resolved = space.model_dump(mode="json")
+    previous = None if fresh else SearchState.read(project)
+    if previous is not None:
+        changes = differences(with_current_defaults(previous.space), resolved)
+        if previous.tracking_uri != uri:
+            changes.append(f"tracking URI: {previous.tracking_uri} -> {uri}")
+        if previous.data_hash != data.fingerprint:
+            changes.append(f"data (split hash): {previous.data_hash} -> {data.fingerprint}")
+        if previous.status in RESUMABLE and changes:
+            raise SearchChanged(project, changes)
+        if previous.status not in RESUMABLE:
+            if not changes:
+                tracker = Tracker(uri, space.experiment)
+                return SearchResult(uri, tracker.experiment_id, previous.parent_id, tracker.runs(previous.parent_id), "already done")
+            previous = None  # a new question: a new search beside the old one
+    elif fresh:
+        _abandon(SearchState.read(project))
+    tracker = Tracker(uri, space.experiment)
+    params, tags = run_context(space, space_path, data, origin)
+    if previous is not None:
+        parent_id = previous.parent_id
+        tracker.reopen(parent_id)
+        tracker.end_running_children(parent_id, "KILLED", "interrupted; the trial is run again on resume")
+    else:
+        _clear(project)  # KerasTuner's state of an earlier search of this name
+        parent_tags = tags | {ROLE_TAG: SEARCH_ROLE} | (origin.parent_tags() if origin else {})
+        parent_id = tracker.start_run(space.name, params={}, tags=parent_tags)
+    state = SearchState(resolved, uri, tracker.experiment_id, parent_id, "running", data.fingerprint)
+    state.write(project)  # from here on, an interruption can be resumed
+    tracker.log_params(parent_id, params)  # again on resume: the same values, in case a kill came first
+    tracker.log_text(parent_id, resolved_space_yaml(space), "space.yaml")
+    observer = observer or TrialObserver()
+    started = time.perf_counter()
+    try:
+        tuner = TrackedTuner.for_space(
+            space,
+            data_path=project / "data.npz",
+            directory=str(tuner_dir),
+            project_name=space.name,
+            tracker=tracker,
+            parent_id=parent_id,
+            run_params=params,
+            run_tags=trial_tags(space, tags),
+            observer=observer,
+            trial_tags=origin.trial_tags if origin else None,
+            trial_metrics=origin.trial_metrics() if origin else None,
+            threads=distribution.threads_per_worker() if distribution else None,
+        )
+        data.save(project / "data.npz")
+        observer.search_begin(planned_trials(space), done=tuner.oracle.finished_trials())  # > 0 when continued
+        if distribution is None:
+            tuner.search(verbose=0)
+        else:
+            serve(tuner, distribution, tracker, parent_id, search_key(resolved, data.fingerprint), space_path, uri, tuner_dir, observer)
+    except KeyboardInterrupt:
+        tracker.end_run(parent_id, "KILLED", reason="interrupted (Ctrl-C); run the same command again to continue")
+        raise
+    except BaseException as error:
+        tracker.end_run(parent_id, "FAILED", reason=f"{type(error).__name__}: {error}")
+        state.ended("failed").write(project)
+        raise
+    trials = tracker.runs(parent_id)
+    tracker.log_metrics(parent_id, search_summary(trials, space, time.perf_counter() - started))
+    tracker.end_run(parent_id, "FINISHED")
+    state.ended("finished").write(project)
+    return SearchResult(uri, tracker.experiment_id, parent_id, trials, "resumed" if previous else "finished")
+
+
+def run_context(space: Space, space_path: Path, data: Data, origin: Origin | None = None) -> tuple[dict, dict]:
+    """The params and provenance tags every run of this search carries (the chief's and each worker's)."""
+    params = space.settings() | data.describe()
+    if origin is not None:
+        params |= origin.trial_params()
+    # a tag, not a param: a search resumed on other hardware must be able to say so
+    return params, provenance_tags(space_path, space.search.seed) | {"device": compute_device()}
+
+
+def trial_tags(space: Space, tags: dict) -> dict:
+    return tags | {
+        ROLE_TAG: TRIAL_ROLE,
+        AXES_TAG: ",".join(space.axes()),
+        VARYING_TAG: ",".join(space.varying_names()),
+    }
+
+
+def compute_device() -> str:
+    """What trains the trials, for reading `search_hours` as CPU- or GPU-hours."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"{len(gpus)} GPU" if gpus else "CPU"
+
+
+def _clear(project: Path) -> None:
+    """Empty the search's folder but for its lock file, which this process holds."""
+    for entry in project.iterdir() if project.is_dir() else []:
+        if entry.name != LOCK_FILE:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def _abandon(state: SearchState | None) -> None:
+    """--fresh over an interrupted search: its runs end KILLED rather than stay RUNNING forever."""
+    if state is not None and state.status == "running":
+        abandon_search(state.tracking_uri, state.parent_id, "abandoned: the search was started afresh (--fresh)")
+
+
+def search_summary(trials: pd.DataFrame, space: Space, wall_seconds: float) -> dict[str, float]:
+    """The search's cost and outcome, logged on the parent run."""
+    status = trials["status"] if len(trials) else pd.Series(dtype=str)
+    summary = {
+        "trials_finished": float((status == "FINISHED").sum()),
+        "trials_failed": float((status == "FAILED").sum()),
+        "search_seconds": wall_seconds,
+    }
+    if "metrics.train_seconds" in trials:
+        summary["train_seconds_total"] = float(trials["metrics.train_seconds"].sum())
+        summary["search_hours"] = summary["train_seconds_total"] / 3600  # device-hours; the `device` tag says which
+    best_key = best_metric(space.search.objective)
+    if f"metrics.{best_key}" in trials and trials[f"metrics.{best_key}"].notna().any():
+        best = trials[f"metrics.{best_key}"]
+        summary[best_key] = float(best.min() if minimised(space.search.objective) else best.max())
+    return summary

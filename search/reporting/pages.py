@@ -1,0 +1,41 @@
+"""A report folder's index pages (`index.md`, `index.html`): the comparison table and the figures together."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from search.reporting.tables import Comparison, render
+
+TABLE_FILES = {"markdown": "comparison.md", "latex": "comparison.tex", "csv": "comparison.csv", "html": "comparison.html", "json": "comparison.json"}
+
+
+def write_tables(out: Path, comparison: Comparison, cols: list[str] | None) -> list[Path]:
+    """The comparison in every format (`cols` pivots the formats that can show it)."""
+    written = []
+    for fmt, name in TABLE_FILES.items():
+        (out / name).write_text(render(comparison, fmt, cols if fmt in ("markdown", "latex", "html") else None))
+        written.append(out / name)
+    return written
+
+
+def write_indexes(out: Path, comparison: Comparison, experiments: list[str], figure_names: list[str], cols) -> list[Path]:
+    title = f"Comparison: {', '.join(experiments)}"
+    caption = f"{comparison.metric}, mean ± std over n repeats; best in bold; failed trials counted in `failed`."
+    markdown = [f"# {title}", "", caption, "", render(comparison, "markdown", cols), ""]
+    markdown += [f"![{name}]({name}.png)\n" for name in figure_names]
+    markdown += ["Tables: " + ", ".join(f"[{fmt}]({name})" for fmt, name in TABLE_FILES.items()), ""]
+    (out / "index.md").write_text("\n".join(markdown))
+    page = [
+        "<!doctype html>",
+        f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{html.escape(caption)}</p>",
+        render(comparison, "html", cols),
+        *(f"<h2>{name.replace('_', ' ')}</h2><img src='{name}.svg' alt='{name}'>" for name in figure_names),
+        "</body></html>",
+    ]
+    (out / "index.html").write_text("\n".join(page))
+    return [out / "index.md", out / "index.html"]

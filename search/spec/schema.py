@@ -1,0 +1,202 @@
+"""The typed schema of a space file.
+
+Every field name here is also the KerasTuner hyperparameter name, the MLflow param name and the report
+column: one vocabulary from the YAML to the table. Fields typed `Axis[...]` take one value or a list of
+choices; they are normalised to a list, so a one-element list means "fixed". The model's fields are its
+family's (`search.spec.families`). No framework import here: `archsearch validate` must answer in well
+under a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import Field
+
+from search.spec.families import FAMILIES
+from search.spec.fields import NAME_PATTERN, Axis, Strict, enum_schema
+
+DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "npz", "folder"]
+
+
+class Augmentation(Strict):
+    flip: bool = False
+    crop_padding: Annotated[int, Field(ge=0, le=64)] = 0
+    noise: Annotated[float, Field(ge=0, le=10)] = 0.0
+
+
+class Corruption(Strict):
+    """A fixed, seeded distortion of every image, training and validation alike: a harder variant of easy data."""
+
+    scale: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0, description="draw each image at this fraction of input_size, at a random place on a blank canvas"
+    )
+    noise: Annotated[float, Field(ge=0, le=10)] = Field(
+        0.0, description="standard deviation of Gaussian pixel noise, in standardised units"
+    )
+
+
+class Dataset(Strict):
+    name: DatasetName = "digits"
+    path: Path | None = Field(None, description="the .npz file or image folder; relative to the space file")
+    input_size: Annotated[int, Field(ge=1, le=1024)] = 32
+    validation_split: Annotated[float, Field(gt=0, le=0.9)] = 0.2
+    subset: Annotated[int, Field(ge=2)] | None = None
+    augmentation: Augmentation = Augmentation()
+    corruption: Corruption = Corruption()
+
+
+Optimizer = Literal["sgd", "adam", "adamw", "rmsprop"]
+Schedule = Literal["constant", "step", "cosine", "plateau"]
+
+
+class EarlyStopping(Strict):
+    monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
+    patience: Annotated[int, Field(ge=1, le=1000)] = 5
+
+
+class Training(Strict):
+    optimizer: Axis(Optimizer, enum_schema(Optimizer.__args__)) = ["sgd"]
+    learning_rate: Axis(Annotated[float, Field(gt=0, le=10)], {"type": "number", "exclusiveMinimum": 0}) = [0.05]
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    schedule: Schedule = "constant"
+    milestones: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list, description="epochs at which the `step` schedule divides the learning rate by 10"
+    )
+    plateau_patience: Annotated[int, Field(ge=1, le=1000)] = Field(
+        3, description="epochs without validation gain before the `plateau` schedule divides the rate by 10"
+    )
+    weight_decay: Axis(Annotated[float, Field(ge=0, le=1)], {"type": "number", "minimum": 0}) = [0.0]
+    batch_size: Axis(Annotated[int, Field(ge=1, le=65536)], {"type": "integer", "minimum": 1}) = [64]
+    epochs: Annotated[int, Field(ge=1, le=10000)] = 10
+    early_stopping: EarlyStopping | None = None
+    distribute: Literal["none", "mirrored"] = Field(
+        "none", description="mirrored: each trial trains data-parallel on every visible GPU (tf.distribute.MirroredStrategy)"
+    )
+
+
+Strategy = Literal["grid", "random", "bayesian", "hyperband", "evolution"]
+Objective = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
+
+
+class Search(Strict):
+    strategy: Strategy = "grid"
+    objective: Objective = "val_accuracy"
+    max_trials: Annotated[int, Field(ge=1, le=100000)] | None = Field(
+        None, description="default: every candidate of the grid"
+    )
+    executions_per_trial: Annotated[int, Field(ge=1, le=100)] = 1
+    # KerasTuner's oracles read a seed of 0 as "no seed" (a random one), so seeds start at 1.
+    seed: Annotated[int, Field(ge=1, le=2**31 - 1)] = 1
+    hyperband_factor: Annotated[int, Field(ge=2, le=100)] = 3
+    population_size: Annotated[int, Field(ge=2, le=10000)] = Field(
+        20, description="evolution: the population (P); the first P trials are random"
+    )
+    sample_size: Annotated[int, Field(ge=1, le=10000)] = Field(
+        5, description="evolution: candidates drawn from the population to pick each parent (S)"
+    )
+    max_consecutive_failed_trials: Annotated[int, Field(ge=1, le=1000)] = 3
+    max_params: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="candidates with more parameters fail without training"
+    )
+
+
+class Tracking(Strict):
+    experiment: str | None = Field(None, description="MLflow experiment name; default: the space's name")
+
+
+ModelFamily = Annotated[Union[tuple(FAMILIES.values())], Field(discriminator="family")]  # noqa: UP007 - built from the registry
+
+
+class Space(Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    dataset: Dataset = Dataset()
+    model: ModelFamily
+    training: Training = Training()
+    search: Search = Search()
+    tracking: Tracking = Tracking()
+
+    @property
+    def experiment(self) -> str:
+        return self.tracking.experiment or self.name
+
+    def settings(self) -> dict[str, object]:
+        """The fixed (non-axis) settings under their field names, as logged with every run."""
+        data, training, search = self.dataset, self.training, self.search
+        stop = training.early_stopping
+        return {
+            "space": self.name,
+            "family": self.model.family,
+            "dataset": data.name,
+            "dataset_path": str(data.path or ""),
+            "input_size": data.input_size,
+            "validation_split": data.validation_split,
+            "subset": data.subset,
+            "flip": data.augmentation.flip,
+            "crop_padding": data.augmentation.crop_padding,
+            "noise": data.augmentation.noise,
+            "corruption_scale": data.corruption.scale,
+            "corruption_noise": data.corruption.noise,
+            **self.model.settings(),
+            "momentum": training.momentum,
+            "schedule": training.schedule,
+            "milestones": training.milestones,
+            "plateau_patience": training.plateau_patience,
+            "epochs": training.epochs,
+            "early_stopping": f"{stop.monitor}/{stop.patience}" if stop else None,
+            "distribute": training.distribute,
+            "strategy": search.strategy,
+            "objective": search.objective,
+            "max_trials": search.max_trials,
+            "executions_per_trial": search.executions_per_trial,
+            "seed": search.seed,
+            "hyperband_factor": search.hyperband_factor,
+            "population_size": search.population_size,
+            "sample_size": search.sample_size,
+            "max_params": search.max_params,
+        }
+
+    def axes(self) -> dict[str, list]:
+        """Every searchable field, model axes first, in declaration order (the grid's order)."""
+        model = self.model.axes()
+        training = {k: getattr(self.training, k) for k in TRAINING_AXES}
+        return model | training
+
+    def varying_axes(self) -> dict[str, list]:
+        return {k: v for k, v in self.axes().items() if len(v) > 1}
+
+    def varying_names(self) -> list[str]:
+        """What differs between trials: the varying axes, and a searched structure (`genotype`)."""
+        return (self.model.structure_names() if self.model.searched else []) + list(self.varying_axes())
+
+    def describe(self) -> str:
+        """One line on what the search covers, for `validate` and the start of `run`."""
+        axes = " x ".join(f"{k}({len(v)})" for k, v in self.varying_axes().items())
+        model = self.model
+        if model.searched:
+            return f"{model.family}, {model.describe_structure()}" + (f" x [{axes}]" if axes else "")
+        return f"{model.family}, {self.grid_size()} candidates [{axes or 'no varying axis'}]"
+
+    def grid_size(self) -> int:
+        """Candidates in the grid; a searched structure multiplies it by every structure it allows."""
+        size = self.model.structure_count()
+        for values in self.axes().values():
+            size *= len(values)
+        return size
+
+    def candidate(self, index: int) -> dict:
+        """The `index`-th combination of axis values in grid order (the last axis varies fastest)."""
+        values = {}
+        for name, choices in reversed(self.axes().items()):
+            index, position = divmod(index, len(choices))
+            values[name] = choices[position]
+        return dict(reversed(values.items()))
+
+
+def model_values(values: dict) -> dict:
+    """The chosen values that the model builder takes (everything but the training axes)."""
+    return {k: v for k, v in values.items() if k not in TRAINING_AXES}
+
+
+TRAINING_AXES = ("optimizer", "learning_rate", "weight_decay", "batch_size")

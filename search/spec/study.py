@@ -1,0 +1,117 @@
+"""A study file (`study.yaml`): which spaces a study runs over which seeds, and how each seed's space is
+named. Reading and validating it here, like a space file, means a study is refused before anything runs.
+
+A cell study adds `searches` (run first, into their own experiment, so the proxy trials stay out of
+the comparison) and `transfers`: seed by seed, the best cell of a search retrained at the target's scale.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+
+from search.errors import SpaceError
+from search.spec.fields import NAME_PATTERN, Strict
+from search.spec.reader import Problem, load_space
+from search.spec.schema import Space
+
+STUDY_FILE = "study.yaml"
+
+
+class Transfer(Strict):
+    """Retrain the best cell(s) of one of the study's searches at the target space's scale, seed by seed."""
+
+    search: str = Field(description="a space file listed in `searches`")
+    target: str = Field(description="a cells space file without genotype: N, F, data and training of the retraining")
+    top: Annotated[int, Field(ge=1, le=100)] = 1
+
+
+class Study(Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    spaces: list[str] = Field(min_length=1, description="space files run on the embedded data, relative to the study")
+    searches: list[str] = Field(default_factory=list, description="cell searches run first, into the experiment `study-<name>-search`")
+    transfers: list[Transfer] = Field(default_factory=list)
+    full_spaces: list[str] = Field(default_factory=list, description="the full-scale variant (--full)")
+    full_searches: list[str] = Field(default_factory=list)
+    full_transfers: list[Transfer] = Field(default_factory=list)
+    seeds: list[Annotated[int, Field(ge=1)]] = Field([1, 2, 3], min_length=1)
+    rows: list[str] = Field(default_factory=list, description="report grouping (default: the axes that vary)")
+    cols: list[str] = Field(default_factory=list)
+    metric: str | None = None
+
+    def experiment(self, full: bool) -> str:
+        return f"study-{self.name}" + ("-full" if full else "")
+
+    def search_experiment(self, full: bool) -> str:
+        return self.experiment(full) + "-search"
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """Every space of the chosen variant, loaded and validated: searches, then spaces, then transfers."""
+
+    searches: list[tuple[Path, Space]]
+    spaces: list[tuple[Path, Space]]
+    transfers: list[tuple[Transfer, Space, Path, Space]]  # (transfer, its search's space, target path, target)
+
+
+def load_study(folder: Path, full: bool = False) -> tuple[Study, StudyPlan]:
+    """The study and the spaces of the chosen variant, all validated before anything runs."""
+    import yaml
+    from pydantic import ValidationError
+
+    path = Path(folder) / STUDY_FILE
+    if not path.is_file():
+        raise SpaceError(path, [Problem("", f"no {STUDY_FILE} in {folder}")])
+    try:
+        study = Study.model_validate(yaml.safe_load(path.read_text()))
+    except (yaml.YAMLError, ValidationError) as error:
+        raise SpaceError(path, [Problem("", str(error).replace("\n", " "))]) from None
+    spaces, searches, transfers = (
+        (study.full_spaces, study.full_searches, study.full_transfers) if full else (study.spaces, study.searches, study.transfers)
+    )
+    if not spaces:
+        raise SpaceError(path, [Problem("full_spaces", "this study has no full-scale variant")])
+    searched = {name: load_space(Path(folder) / name) for name in searches}
+    for name, space in searched.items():
+        if not space.model.searched:
+            raise SpaceError(Path(folder) / name, [Problem("model", "a study's `searches` are cell searches (family cells, no genotype)")])
+    planned = []
+    for transfer in transfers:
+        if transfer.search not in searched:
+            key = "full_transfers" if full else "transfers"
+            raise SpaceError(path, [Problem(key, f"search {transfer.search!r} is not one of the study's searches ({', '.join(searched) or 'none'})")])
+        target_path = Path(folder) / transfer.target
+        planned.append((transfer, searched[transfer.search], target_path, load_space(target_path, transfer_target=True)))
+    return study, StudyPlan(
+        searches=[(Path(folder) / name, space) for name, space in searched.items()],
+        spaces=[(Path(folder) / name, load_space(Path(folder) / name)) for name in spaces],
+        transfers=planned,
+    )
+
+
+def seeded(space: Space, seed: int, experiment: str) -> Space:
+    """The space as one repeat of the study: its seed, its own search name (so each repeat resumes on
+    its own), the study's experiment."""
+    return space.model_copy(
+        update={
+            "name": f"{space.name}-seed{seed}",
+            "search": space.search.model_copy(update={"seed": seed}),
+            "tracking": space.tracking.model_copy(update={"experiment": experiment}),
+        }
+    )
+
+
+def unseeded(name: str) -> str:
+    """The space's own name, without the seed `seeded` appended."""
+    return re.sub(r"-seed\d+$", "", name)
+
+
+def transfer_target(target: Space, search: Space, seed: int, experiment: str) -> Space:
+    """The target of one seed's transfer, named after the search it takes its cells from."""
+    named = target.model_copy(update={"name": f"{target.name}-{search.name}"})
+    return seeded(named, seed, experiment)

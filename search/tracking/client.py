@@ -1,0 +1,219 @@
+"""The only module that imports mlflow: the store, parent and nested runs, and reading runs back.
+
+Everything goes through an `MlflowClient` bound to an explicit tracking URI, so nothing depends on
+process-global MLflow state. The default store is a sqlite database with an artifact folder beside it
+under `./mlruns` (MLflow's plain file store is deprecated).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from search.errors import TrackingError
+from search.tracking.locations import sqlite_path
+from search.tracking.tags import CHIEF_TAG, EXPERIMENT_KIND, FAILURE_TAG, NOTE_TAG, PARENT_TAG, ROLE_TAG, SEARCH_KEY_TAG
+MAX_PARAM_LENGTH = 6000
+
+
+def create_sqlite_store(db: Path) -> None:
+    """MLflow builds a new sqlite store's tables in a few dozen migration steps; a kill in between leaves
+    a store that no later run can open. So a new store is built under a temporary name and linked into
+    place in one step (a link, not a rename, so that a store another process made meanwhile is kept)."""
+    if db.exists():
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    temporary = db.with_name(f".{db.name}.{os.getpid()}.creating")
+    temporary.unlink(missing_ok=True)
+    MlflowClient(f"sqlite:///{temporary}").search_experiments(max_results=1)
+    try:
+        os.link(temporary, db)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()
+
+
+class Tracker:
+    """One experiment in one MLflow store."""
+
+    def __init__(self, tracking_uri: str, experiment: str):
+        self.tracking_uri = tracking_uri
+        db = sqlite_path(tracking_uri)
+        artifact_location = None
+        if db is not None:
+            create_sqlite_store(db)
+            artifact_location = (db.parent / "artifacts").resolve().as_uri()
+        self.client = MlflowClient(tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is not None and found.lifecycle_stage == "deleted":
+            raise TrackingError(
+                f"the MLflow experiment {experiment!r} was deleted in {tracking_uri}: restore it "
+                "(`mlflow experiments restore`) or set tracking.experiment to another name"
+            )
+        self.experiment_id = (
+            found.experiment_id
+            if found is not None
+            else self.client.create_experiment(experiment, artifact_location=artifact_location, tags=EXPERIMENT_KIND)
+        )
+
+    def start_run(self, name: str, params: dict, tags: dict, parent_id: str | None = None) -> str:
+        tags = dict(tags)
+        if parent_id is not None:
+            tags[PARENT_TAG] = parent_id
+        run = self.client.create_run(self.experiment_id, run_name=name, tags={k: str(v) for k, v in tags.items()})
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def log_params(self, run_id: str, params: dict) -> None:
+        batch = [Param(k, _param_text(v)) for k, v in params.items()]
+        for i in range(0, len(batch), 100):  # MLflow's per-request limit
+            self.client.log_batch(run_id, params=batch[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None and math.isfinite(v)]
+        if batch:
+            self.client.log_batch(run_id, metrics=batch)
+
+    def log_curves(self, run_id: str, curves: list[dict[str, float]], first_step: int = 1) -> None:
+        """Per-epoch values, one MLflow step per epoch (step 1 = after the first epoch)."""
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(key, float(value), now, first_step + i)
+            for i, logs in enumerate(curves)
+            for key, value in logs.items()
+            if math.isfinite(value)
+        ]
+        for i in range(0, len(batch), 1000):
+            self.client.log_batch(run_id, metrics=batch[i : i + 1000])
+
+    def set_tags(self, run_id: str, tags: dict) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        self.client.log_text(run_id, text, artifact_file)
+
+    def log_figure(self, run_id: str, figure, artifact_file: str) -> None:
+        self.client.log_figure(run_id, figure, artifact_file)
+
+    def end_run(self, run_id: str, status: str, reason: str | None = None) -> None:
+        """FINISHED, FAILED or KILLED; a reason is kept as a tag and as the run's description in the UI."""
+        if reason:
+            self.set_tags(run_id, {FAILURE_TAG: reason[:5000], NOTE_TAG: reason[:5000]})
+        self.client.set_terminated(run_id, status=status)
+
+    def reopen(self, run_id: str) -> None:
+        """Mark a search's parent run RUNNING again, to continue logging to it on resume."""
+        self.client.update_run(run_id, status="RUNNING")
+
+    def end_running_children(self, parent_id: str, status: str, reason: str, trial_id: str | None = None) -> int:
+        """End the nested runs a killed process (or, for `trial_id`, a lost worker) left RUNNING; returns how many."""
+        of_trial = f" and params.trial_id = '{trial_id}'" if trial_id is not None else ""
+        running = self.client.search_runs(
+            [self.experiment_id], f"tags.`{PARENT_TAG}` = '{parent_id}' and attributes.status = 'RUNNING'{of_trial}"
+        )
+        for run in running:
+            self.end_run(run.info.run_id, status, reason)
+        return len(running)
+
+    def finished_trial(self, parent_id: str, trial_id: str) -> dict[str, float] | None:
+        """The metrics of a FINISHED run of this trial under this search, if one exists (a process
+        killed between logging a trial and KerasTuner saving it must not run it twice)."""
+        found = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{PARENT_TAG}` = '{parent_id}' and params.trial_id = '{trial_id}' and attributes.status = 'FINISHED'",
+            max_results=1,
+        )
+        return dict(found[0].data.metrics) if found else None
+
+    def served_search(self, key: str) -> tuple[str, str] | None:
+        """(parent run id, chief address) of the running search a chief serves under `key`, if any."""
+        found = self.client.search_runs(
+            [self.experiment_id], f"tags.`{SEARCH_KEY_TAG}` = '{key}' and attributes.status = 'RUNNING'",
+            order_by=["attributes.start_time DESC"], max_results=1,
+        )
+        if found and CHIEF_TAG in found[0].data.tags:
+            return found[0].info.run_id, found[0].data.tags[CHIEF_TAG]
+        return None
+
+    def runs(self, parent_id: str | None = None) -> pd.DataFrame:
+        """Runs of this experiment as a DataFrame (params.*, metrics.*, tags.* columns), oldest first."""
+        filter_string = f"tags.`{PARENT_TAG}` = '{parent_id}'" if parent_id else ""
+        return runs_frame(self.client, [self.experiment_id], filter_string)
+
+
+def abandon_search(tracking_uri: str, parent_id: str, reason: str) -> None:
+    """End a search's parent run and its RUNNING nested runs as KILLED."""
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(parent_id)
+    tracker = Tracker(tracking_uri, client.get_experiment(parent.info.experiment_id).name)
+    tracker.end_running_children(parent_id, "KILLED", reason)
+    if parent.info.status == "RUNNING":
+        tracker.end_run(parent_id, "KILLED", reason)
+
+
+def experiment_runs(tracking_uri: str, experiment: str, role: str) -> pd.DataFrame:
+    """Runs of one role ("search" parents or "trial" runs) of an existing experiment; never creates one."""
+    if sqlite_path(tracking_uri) is not None and not sqlite_path(tracking_uri).exists():
+        raise TrackingError(f"no MLflow store at {sqlite_path(tracking_uri)}")
+    try:
+        client = MlflowClient(tracking_uri)
+        found = client.get_experiment_by_name(experiment)
+    except MlflowException as error:  # e.g. a store of another MLflow version: MLflow says how to upgrade it
+        raise TrackingError(f"cannot open the MLflow store {tracking_uri}: {str(error).splitlines()[0]}") from None
+    if found is None or found.lifecycle_stage == "deleted":
+        known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
+        raise TrackingError(f"no experiment {experiment!r} in {tracking_uri}; known: {known}")
+    return runs_frame(client, [found.experiment_id], f"tags.`{ROLE_TAG}` = '{role}'")
+
+
+def runs_frame(client: MlflowClient, experiment_ids: list[str], filter_string: str = "") -> pd.DataFrame:
+    rows, token = [], None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string, max_results=5000, order_by=["attributes.start_time ASC"], page_token=token)
+        for run in page:
+            row = {
+                "run_id": run.info.run_id,
+                "run_name": run.info.run_name,
+                "experiment_id": run.info.experiment_id,
+                "status": run.info.status,
+                "start_time": run.info.start_time,
+                "end_time": run.info.end_time,
+            }
+            row |= {f"params.{k}": v for k, v in run.data.params.items()}
+            row |= {f"metrics.{k}": v for k, v in run.data.metrics.items()}
+            row |= {f"tags.{k}": v for k, v in run.data.tags.items()}
+            rows.append(row)
+        token = page.token
+        if not token:
+            return pd.DataFrame(rows)
+
+
+def metric_histories(tracking_uri: str, run_ids: list[str], keys: tuple[str, ...]) -> pd.DataFrame:
+    """Per-epoch values of `keys` for each run, long form: run_id, key, step, value."""
+    client = MlflowClient(tracking_uri)
+    rows = [
+        (run_id, key, metric.step, metric.value)
+        for run_id in run_ids
+        for key in keys
+        for metric in client.get_metric_history(run_id, key)
+    ]
+    return pd.DataFrame(rows, columns=["run_id", "key", "step", "value"])
+
+
+def log_folder(tracking_uri: str, run_id: str, folder: Path, artifact_path: str) -> None:
+    MlflowClient(tracking_uri).log_artifacts(run_id, str(folder), artifact_path)
+
+
+def _param_text(value) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_PARAM_LENGTH else text[: MAX_PARAM_LENGTH - 3] + "..."
+

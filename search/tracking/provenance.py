@@ -1,0 +1,62 @@
+"""What produced a run: the space file's hash, the code version, the libraries, the machine, the seed.
+
+Recorded as tags on every parent and trial run, so a result found in the store can be traced back
+to the exact inputs and environment that made it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+LIBRARIES = ("archsearch", "tensorflow", "keras", "keras-tuner", "mlflow", "numpy", "pandas", "scikit-learn")
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def git_commit(where: Path) -> str:
+    """The commit of the repository holding `where`, with '+dirty' when it has uncommitted changes."""
+    try:
+        run = lambda *args: subprocess.run(  # noqa: E731
+            ["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        commit = run("rev-parse", "HEAD")
+        return commit + ("+dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def machine() -> str:
+    """The machine a study ran on, for its methods record."""
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+
+
+def provenance_tags(space_path: Path, seed: int) -> dict[str, str]:
+    space_path = Path(space_path)
+    tags = {
+        "space_file": str(space_path),
+        "space_hash": file_hash(space_path),
+        "git_commit": git_commit(Path(__file__).resolve().parent),
+        "seed": str(seed),
+        "hardware": f"{platform.machine()} {os.cpu_count()} cpus, {platform.system()} {platform.release()}",
+    }
+    tags |= {f"version.{name}": version for name, version in library_versions().items()}
+    # MLflow's own source tags, so the UI's "Source" and "Version" columns say what ran.
+    tags |= {"mlflow.source.name": str(space_path), "mlflow.source.type": "LOCAL", "mlflow.source.git.commit": tags["git_commit"]}
+    return tags

@@ -1,0 +1,23 @@
+"""The tag vocabulary every layer shares: how runs are told apart and linked in the MLflow store.
+
+Plain names only (no mlflow import), so the reporting layer can read runs by the same words the writer
+used to tag them.
+"""
+
+from __future__ import annotations
+
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own nesting of a trial run under its search's parent run
+NOTE_TAG = "mlflow.note.content"  # the run's description in the MLflow UI
+ROLE_TAG = "archsearch.role"  # "search" on parent runs, "trial" on nested ones
+SEARCH_ROLE, TRIAL_ROLE = "search", "trial"
+AXES_TAG = "archsearch.axes"  # on trials: every axis of the space, comma-separated
+VARYING_TAG = "archsearch.varying"  # on trials: what differs between the search's trials (the default grouping)
+WORKER_TAG = "archsearch.worker"  # on trials trained by a distributed worker: its id
+CHIEF_TAG = "archsearch.chief"  # host:port of the chief serving the search, on its parent run
+SEARCH_KEY_TAG = "archsearch.search_key"  # what workers match their own space and data against
+SOURCE_SEARCH_TAG = "archsearch.source_search"  # on transferred runs: the search their cells came from
+SOURCE_TRIAL_TAG = "archsearch.source_run"  # on transferred runs: the trial that found their cell
+SOURCE_EXPERIMENT_TAG = "archsearch.source_experiment"
+FAILURE_TAG = "failure_reason"  # why a run ended FAILED or KILLED
+# Without this tag MLflow 3's UI opens an experiment on its GenAI (traces) page, not the runs table.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
