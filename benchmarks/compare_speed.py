@@ -25,8 +25,8 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from results import record  # noqa: E402
 
 from search.orchestration.report import load_comparison  # noqa: E402
-from search.tracking.tags import PARENT_TAG, ROLE_TAG  # noqa: E402
 from search.reporting.tables import render  # noqa: E402
+from search.tracking.tags import PARENT_TAG, ROLE_TAG, TRIAL_ROLE, VARYING_TAG  # noqa: E402
 
 SIZES = (2_500, 5_000, 10_000)
 SETTINGS = {
@@ -49,7 +49,7 @@ def fill(uri: str, runs: int) -> None:
     now = int(time.time() * 1000)
     for i in range(runs):
         depth, residual, seed = (20, 32, 44, 56)[i % 4], bool(i // 4 % 2), i // 8 + 1
-        tags = {ROLE_TAG: "trial", PARENT_TAG: parent, "archsearch.varying": "depth,residual", "seed": str(seed),
+        tags = {ROLE_TAG: TRIAL_ROLE, PARENT_TAG: parent, VARYING_TAG: "depth,residual", "seed": str(seed),
                 "space_hash": "f" * 64, "git_commit": "0" * 40, "version.tensorflow": "2.21.0"}
         run = client.create_run(experiment, run_name=f"trial-{i}", tags=tags).info.run_id
         params = SETTINGS | {"depth": depth, "residual": residual, "seed": seed, "trial_id": str(i)}

@@ -22,8 +22,8 @@ os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 from results import record  # noqa: E402
 
 from search.orchestration.run import run_search  # noqa: E402
-from search.spec.reader import load_space  # noqa: E402
 from search.reporting.progress import TrialObserver  # noqa: E402
+from search.spec.reader import load_space  # noqa: E402
 
 TRIALS = 30
 SPACE = f"""\

@@ -50,8 +50,8 @@ def plain_keras_tuner(space_path: Path, folder: Path) -> dict:
 
     from search.data import load_data
     from search.engine.hypermodel import SpaceHyperModel
-    from search.spec.reader import load_space
     from search.engine.oracles import objective
+    from search.spec.reader import load_space
 
     fit_seconds = []
 

@@ -3,7 +3,9 @@
 An `ArchsearchError` is an outcome the user can act on: the CLI prints its message on one line (no
 traceback) and exits with its `exit_code`. `UserError`s are bad input or a refused request (exit 2);
 `SearchStopped` is a search the oracle gave up on (exit 1). Any other exception is a bug: the CLI lets
-it show its traceback. Nothing else in the package catches broad exception classes as "the user's fault".
+it show its traceback. The CLI catches nothing else; library code turns a specific failure it understands
+(an unwritable folder, a download that failed) into one of these where it happens, never a whole class
+such as OSError or RuntimeError.
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ class SearchChanged(UserError):
 
 
 class StateError(UserError):
-    """The search's state folder (the tuner directory) cannot be created, locked or written."""
+    """The search's state (the tuner directory: lock, state file, prepared data, worker logs) cannot be
+    created or written."""
 
 
 class WorkerError(UserError):
@@ -99,10 +102,10 @@ class WorkerError(UserError):
 
 class SearchStopped(ArchsearchError):
     """The search gave up before its end (too many failed trials in a row, local workers that keep
-    failing); the parent run is FAILED with the reason and running the command again continues it."""
+    failing); the parent run is FAILED with the whole reason, and running the command again continues it."""
 
-    def __str__(self) -> str:
-        return f"search stopped: {super().__str__().splitlines()[0]}"
+    def message(self) -> str:
+        return f"search stopped: {str(self).splitlines()[0]}"
 
 
 class ChiefLost(ArchsearchError):

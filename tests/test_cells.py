@@ -7,11 +7,11 @@ import keras_tuner as kt
 import numpy as np
 import pytest
 
-from search.spec.genotypes import OPS, Genotype, parse_genotype, random_genotype
-from search.errors import GenotypeError
 from search.engine.evolution import RegularizedEvolutionOracle
-from search.models.registry import build_model
 from search.engine.hypermodel import declare
+from search.errors import GenotypeError
+from search.models.registry import build_model
+from search.spec.genotypes import OPS, Genotype, parse_genotype, random_genotype
 from search.spec.schema import Space
 
 CELL_SPACE = {

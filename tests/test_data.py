@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from search.errors import DataError
 from search.data import describe_input, load_data, pipeline
+from search.errors import DataError
 from search.spec.schema import Augmentation, Dataset
 
 

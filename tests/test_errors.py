@@ -52,3 +52,20 @@ def test_a_search_stopped_by_failures_is_an_error_of_the_tree_not_a_bug():
     assert stopped.message() == "search stopped: Number of consecutive failures exceeded the limit of 2."
     assert errors.DataError("no such file").at("spaces/x.yaml").message() == "spaces/x.yaml: no such file"
     assert errors.DataError("x").at("a.yaml").at("b.yaml").message() == "a.yaml: x"  # the nearest place wins
+
+
+def test_a_store_or_state_folder_that_cannot_be_made_is_one_line_exit_2(tmp_path):
+    """Where the tracking store or the tuner folder would go is a file: the user's setting, named, not a traceback."""
+    from conftest import TINY_SPACE, write
+
+    space = write(tmp_path / "tiny.yaml", TINY_SPACE)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    good_uri, good_tuner = f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "tuner")
+    for uri, tuner, fragment in (
+        (f"sqlite:///{blocker / 'store' / 'mlflow.db'}", good_tuner, "cannot create the MLflow store"),
+        (good_uri, str(blocker / "tuner"), "cannot create the search's state folder"),
+    ):
+        result = CliRunner().invoke(app, ["run", str(space), "--tracking-uri", uri, "--tuner-dir", tuner])
+        assert result.exit_code == 2, result.output
+        assert fragment in result.output and str(space) in result.output and "Traceback" not in result.output

@@ -18,12 +18,12 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 from typer.testing import CliRunner
 
-from search.reporting import figures
 from search.cli import app
 from search.orchestration.report import load_comparison
-from search.tracking.tags import PARENT_TAG
-from search.tracking.reader import read_trials
+from search.reporting import figures
 from search.tracking.client import experiment_runs, metric_histories
+from search.tracking.reader import read_trials
+from search.tracking.tags import PARENT_TAG
 
 runner = CliRunner()
 

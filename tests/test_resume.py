@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 from search.cli import app
 from search.engine.hypermodel import declare
+from search.engine.oracles import make_oracle
 from search.spec.reader import load_space
 from search.tracking.tags import PARENT_TAG
-from search.engine.oracles import make_oracle
 
 FOUR = TINY_SPACE.replace("depth: 8", "depth: [8, 14]")  # 4 candidates: depth x residual
 runner = CliRunner()

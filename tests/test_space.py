@@ -8,9 +8,9 @@ from itertools import product
 import pytest
 from conftest import REPO, TINY_SPACE, write
 
-from search.spec.schema import Space
 from search.errors import SpaceError
 from search.spec.reader import load_space
+from search.spec.schema import Space
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "spaces").glob("*.yaml")), ids=lambda p: p.name)

@@ -8,8 +8,8 @@ import statistics
 import pandas as pd
 import pytest
 
-from search.reporting.figures import pareto_front
 from search.errors import TableError
+from search.reporting.figures import pareto_front
 from search.reporting.tables import compare, filter_trials, render
 
 

@@ -2,9 +2,9 @@
 
 from mlflow.tracking import MlflowClient
 
-from search.tracking.tags import PARENT_TAG
-from search.tracking.locations import default_tracking_uri, resolve_tracking_uri
 from search.tracking.client import Tracker
+from search.tracking.locations import default_tracking_uri, resolve_tracking_uri
+from search.tracking.tags import PARENT_TAG
 
 
 def test_parent_and_nested_runs_round_trip(tmp_path):

@@ -5,10 +5,9 @@ from conftest import TINY_SPACE, write
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from search.spec.genotypes import parse_genotype
 from search.cli import app
-from search.tracking.tags import PARENT_TAG
-from search.tracking.tags import SOURCE_SEARCH_TAG, SOURCE_TRIAL_TAG
+from search.spec.genotypes import parse_genotype
+from search.tracking.tags import PARENT_TAG, SOURCE_SEARCH_TAG, SOURCE_TRIAL_TAG
 
 CELL_SEARCH = """\
 name: cell_search

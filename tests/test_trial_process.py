@@ -8,12 +8,12 @@ import keras_tuner as kt
 import pytest
 from conftest import TINY_SPACE, write
 
-from search.engine import trial_process
 from search.data import load_data
+from search.engine import trial_process
 from search.engine.hypermodel import declare
-from search.spec.reader import load_space
 from search.engine.trial_process import TrialJob, TrialProcess
 from search.engine.trial_server import process_context
+from search.spec.reader import load_space
 
 
 @pytest.fixture(scope="module")

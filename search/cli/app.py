@@ -5,7 +5,6 @@ status (2 for bad input); anything else is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -67,6 +66,8 @@ MetricOpt = Annotated[
 WhereOpt = Annotated[
     Optional[str], typer.Option(help="Keep trials matching a filter over axis/metric columns, e.g. \"bn = 'pre' and depth >= 32\".", show_default=False)
 ]
+
+
 def load(path: Path, transfer_target: bool = False):
     from search.spec.reader import load_space
 

@@ -20,7 +20,6 @@ from search.cli.app import (
 )
 
 
-
 @app.command("compare")
 def compare_command(
     experiments: ExperimentsArg,

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from search.data.sources import load_arrays
-from search.errors import DataError
+from search.errors import DataError, StateError
 from search.spec.schema import Augmentation, Dataset
 
 
@@ -34,9 +34,12 @@ class Data:
 
     def save(self, path: Path) -> None:
         """Write the prepared split once, for the trial processes to read instead of re-preparing it."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, x_train=self.x_train, y_train=self.y_train, x_val=self.x_val, y_val=self.y_val,
-                 num_classes=self.num_classes, fingerprint=self.fingerprint)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, x_train=self.x_train, y_train=self.y_train, x_val=self.x_val, y_val=self.y_val,
+                     num_classes=self.num_classes, fingerprint=self.fingerprint)
+        except OSError as error:
+            raise StateError(f"cannot write the prepared data {path}: {error.strerror or error}") from None
 
     @classmethod
     def load(cls, path: Path) -> Data:

@@ -13,7 +13,7 @@ from multiprocessing import forkserver
 # A trial process first re-runs its parent's main module (multiprocessing's rule for processes that are not
 # plain forks): the `archsearch` command, whose imports are light, or a script that calls `run_search`,
 # which imports MLflow (over a second). With that already loaded in the server, the re-run costs next to
-# nothing. (`search.cli` itself is left out: run as `python -m search.cli`, a preloaded copy makes runpy warn.)
+# nothing. (The CLI itself is left out: it imports only what each command needs.)
 # Named, not imported: this module is imported before TensorFlow, and below the layer it preloads.
 PRELOAD = ["search.engine.trial_process", "search.orchestration.run"]
 

@@ -1,7 +1,7 @@
 """A KerasTuner tuner whose every trial is one nested MLflow run, trained in a process of its own.
 
 KerasTuner's oracle (grid, random, bayesian, hyperband) decides what to try and keeps the search's
-state; this tuner trains each trial in a trial process of its own (see `search.trial_process`), relays
+state; this tuner trains each trial in a trial process of its own (see `search.engine.trial_process`), relays
 its epochs to the progress display, and logs params, curves, costs and status. A trial that fails is recorded and
 raised as KerasTuner's `FailedTrialError`, so KerasTuner's own failed-trial accounting stays in charge.
 """

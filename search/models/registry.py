@@ -1,8 +1,8 @@
 """The builders of the model families, paired with their schema in `search.spec.families`.
 
-`build_candidate(model, values, ...)` is what the hypermodel calls: the space's model schema and one
-chosen value per axis. `build_model(family, ...)` builds from keyword values, the family's defaults
-filling the rest (tests, benchmarks, `plan`). Neither knows a family by name: the registry does.
+`build_candidate(model, values, ...)` is what the hypermodel and `plan` call: the space's model schema
+and one chosen value per axis. `build_model(family, ...)` builds from keyword values, the family's
+defaults filling the rest (tests, benchmarks). Neither knows a family by name: the registry does.
 """
 
 from __future__ import annotations
@@ -32,4 +32,3 @@ def build_model(family: str, *, input_shape: tuple[int, int, int], num_classes: 
     model = FAMILIES[family].model_validate({"family": family, **values})
     chosen = {name: choices[0] for name, choices in model.axes().items()}
     return build_candidate(model, chosen, input_shape=input_shape, num_classes=num_classes)
-

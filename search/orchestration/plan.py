@@ -47,4 +47,4 @@ def _sampled_structures(space: Space, sample: int) -> tuple[list[tuple[int, dict
     rng = random.Random(space.search.seed)
     axes_grid = space.grid_size() // space.model.structure_count()
     candidates = [(n, space.candidate(rng.randrange(axes_grid)) | space.model.sample_structure(rng)) for n in range(1, sample + 1)]
-    return candidates, f"{sample} random samples of {space.model.describe_structure()}"
+    return candidates, f"{sample} random samples of {space.model.structure_count():.1e} {space.model.structure_unit}"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from search.reporting import figures
 from search.reporting.pages import write_indexes, write_tables
 from search.reporting.tables import Comparison, compare, filter_trials, latest_searches, trials_frame
 from search.tracking.locations import resolve_tracking_uri
@@ -51,7 +50,8 @@ def write_report(
     log_to_mlflow: bool = True,
 ) -> list[Path]:
     """Write the report folder; returns the files written."""
-    from search.tracking.client import log_folder, metric_histories  # imports mlflow: only for a report
+    from search.reporting import figures  # matplotlib: only for a report, not for `compare`
+    from search.tracking.client import log_folder, metric_histories  # mlflow: only for a report
 
     uri = resolve_tracking_uri(tracking_uri)
     comparison, trials = load_comparison(uri, experiments, rows=rows, cols=cols, metric=metric, where=where)

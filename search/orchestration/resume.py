@@ -45,10 +45,13 @@ class SearchState:
 
     def write(self, project: Path) -> None:
         """Atomically, so a kill mid-write never leaves half a file."""
-        project.mkdir(parents=True, exist_ok=True)
         temporary = project / f".{STATE_FILE}.tmp"
-        temporary.write_text(json.dumps(asdict(self), indent=2))
-        os.replace(temporary, project / STATE_FILE)
+        try:
+            project.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(asdict(self), indent=2))
+            os.replace(temporary, project / STATE_FILE)
+        except OSError as error:
+            raise StateError(f"cannot write the search's state {project / STATE_FILE}: {error.strerror or error}") from None
 
     def ended(self, status: str) -> SearchState:
         return dataclasses.replace(self, status=status)

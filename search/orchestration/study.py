@@ -43,20 +43,20 @@ def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_
                 origin = best_cells(resolve_tracking_uri(tracking_uri), search_experiment, top=transfer.top, space=source.name)
                 space = transferred_space(transfer_target(target, search, seed, experiment), origin)
             except UserError as error:
-                raise type(error)(f"{target_path}: {error}") from None
+                raise error.at(target_path) from None
             result = run_one(space, target_path, origin)
             records.append(search_record(target_path, seed, result.trials))
     out = folder / ("results-full" if full else "results")
     try:
         write_report(tracking_uri, [experiment], out, rows=study.rows or None, cols=study.cols or None, metric=study.metric)
     except UserError as error:
-        raise type(error)(f"{folder / STUDY_FILE}: the searches ran, but the report failed: {error}") from None
+        raise error.at(f"{folder / STUDY_FILE}: the searches ran, but the report failed") from None
     write_record(out, study, full, records, versions=library_versions(), hardware=machine())
     if plan.searches:
         try:
             write_search_table(resolve_tracking_uri(tracking_uri), search_experiment, out)
         except UserError as error:
-            raise type(error)(f"{folder / STUDY_FILE}: the searches ran, but their table failed: {error}") from None
+            raise error.at(f"{folder / STUDY_FILE}: the searches ran, but their table failed") from None
     return out
 
 
@@ -69,6 +69,10 @@ def write_search_table(tracking_uri: str, experiment: str, out: Path) -> Path:
     parents = parents[parents["status"] == "FINISHED"].drop_duplicates("params.space", keep="last")
     objective = parents["params.objective"].iloc[0]
     best = best_metric(objective)
+
+    def numbers(column: str) -> pd.Series:  # a search whose every trial failed logged no best or cost
+        return pd.to_numeric(parents[column]) if column in parents else pd.Series(float("nan"), index=parents.index)
+
     frame = pd.DataFrame(
         {
             "experiment": experiment,
@@ -76,10 +80,10 @@ def write_search_table(tracking_uri: str, experiment: str, out: Path) -> Path:
             "status": parents["status"],
             "search": parents["params.space"].map(unseeded),
             "strategy": parents["params.strategy"],
-            best: pd.to_numeric(parents[f"metrics.{best}"]),
-            "trials_finished": pd.to_numeric(parents["metrics.trials_finished"]),
-            "search_hours": pd.to_numeric(parents["metrics.search_hours"]),
-            "train_seconds": pd.to_numeric(parents["metrics.train_seconds_total"]),
+            best: numbers(f"metrics.{best}"),
+            "trials_finished": numbers("metrics.trials_finished"),
+            "search_hours": numbers("metrics.search_hours"),
+            "train_seconds": numbers("metrics.train_seconds_total"),
         }
     )
     comparison = compare(frame, rows=["search", "strategy"], metric=best)

@@ -1,5 +1,5 @@
 """Model families as schema: one class per family, and `FAMILIES`, the registry the reader and the
-hypermodel look families up in (the builders register against these classes in `search.models`).
+builders' registry (`search.models.registry`) look families up in.
 
 Each family declares its axes (with defaults), its fixed settings, the smallest input each of its
 choices can take, and whether its structure itself is searched (NASNet-style cells without a genotype).
@@ -35,6 +35,7 @@ class Family(Strict):
     """What every family answers. `searchable`: its structure can be left out and searched."""
 
     searchable: ClassVar[bool] = False
+    structure_unit: ClassVar[str] = ""  # what a searched structure is counted in, for `plan`
 
     @classmethod
     def name(cls) -> str:
@@ -132,6 +133,7 @@ class CellsModel(Family):
     and two ops are hyperparameters; with it, the listed cells are trained (transfer, hand-designed cells)."""
 
     searchable: ClassVar[bool] = True
+    structure_unit: ClassVar[str] = "cell genotypes"
 
     family: Literal["cells"]
     genotype: Axis(Annotated[str, AfterValidator(_check_genotype)], {"type": "string"}) | None = Field(

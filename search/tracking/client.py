@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from search.errors import TrackingError
 from search.tracking.locations import sqlite_path
 from search.tracking.tags import CHIEF_TAG, EXPERIMENT_KIND, FAILURE_TAG, NOTE_TAG, PARENT_TAG, ROLE_TAG, SEARCH_KEY_TAG
+
 MAX_PARAM_LENGTH = 6000
 
 
@@ -29,9 +30,12 @@ def create_sqlite_store(db: Path) -> None:
     place in one step (a link, not a rename, so that a store another process made meanwhile is kept)."""
     if db.exists():
         return
-    db.parent.mkdir(parents=True, exist_ok=True)
     temporary = db.with_name(f".{db.name}.{os.getpid()}.creating")
-    temporary.unlink(missing_ok=True)
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        temporary.unlink(missing_ok=True)
+    except OSError as error:
+        raise TrackingError(f"cannot create the MLflow store {db}: {error.strerror or error}") from None
     MlflowClient(f"sqlite:///{temporary}").search_experiments(max_results=1)
     try:
         os.link(temporary, db)

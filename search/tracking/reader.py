@@ -19,7 +19,7 @@ import pandas as pd
 
 from search.errors import TrackingError
 from search.tracking.locations import sqlite_path
-from search.tracking.tags import PARENT_TAG, ROLE_TAG, TRIAL_ROLE
+from search.tracking.tags import ROLE_TAG, TRIAL_ROLE
 
 # MLflow's alembic revisions whose runs/params/latest_metrics/tags tables these queries were checked on.
 KNOWN_SCHEMA_REVISIONS = frozenset({"dc11669786a5"})  # MLflow 3.17
