@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 from contextlib import closing
-from pathlib import Path
 
 import pandas as pd
 
@@ -33,9 +32,13 @@ def read_trials(tracking_uri: str, experiments: list[str]) -> pd.DataFrame:
     if db is not None:
         if not db.is_file():
             raise TrackingError(f"no MLflow store at {db} (run a search first, or pass --tracking-uri)")
-        revision = schema_revision(db)
-        if revision in KNOWN_SCHEMA_REVISIONS:
-            return _joined(_read_sqlite(db, tracking_uri, experiments), experiments)
+        with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            try:
+                revision = _schema_revision(connection)
+                if revision in KNOWN_SCHEMA_REVISIONS:
+                    return _joined(_read_sqlite(connection, tracking_uri, experiments), experiments)
+            except sqlite3.DatabaseError as error:
+                raise TrackingError(f"cannot read the MLflow store {db}: {error} (a damaged or locked database?)") from None
         log.warning("%s has MLflow schema revision %s, which the fast reader was not checked against; "
                     "reading it through MLflow's client instead (slower)", db, revision)
     from search.tracking.client import experiment_runs  # imports mlflow: only when the fast path cannot serve
@@ -43,27 +46,15 @@ def read_trials(tracking_uri: str, experiments: list[str]) -> pd.DataFrame:
     return _joined([experiment_runs(tracking_uri, name, TRIAL_ROLE).assign(experiment=name) for name in experiments], experiments)
 
 
-def schema_revision(db: Path) -> str | None:
+def _schema_revision(connection: sqlite3.Connection) -> str | None:
     """The alembic revision MLflow recorded in the store (None where there is none: not an MLflow store)."""
-    with _connect(db) as connection:
-        try:
-            row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-        except sqlite3.OperationalError as error:
-            if "no such table" in str(error):
-                return None
-            raise _unreadable(db, error) from None
-        except sqlite3.DatabaseError as error:
-            raise _unreadable(db, error) from None
+    try:
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return None
+        raise
     return row[0] if row else None
-
-
-def _connect(db: Path):
-    """A read-only connection that is closed on leaving the `with` block (sqlite3's own only commits)."""
-    return closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True))
-
-
-def _unreadable(db: Path, error: sqlite3.Error) -> TrackingError:
-    return TrackingError(f"cannot read the MLflow store {db}: {error} (a damaged or locked database?)")
 
 
 def _joined(frames: list[pd.DataFrame], experiments: list[str]) -> pd.DataFrame:
@@ -86,19 +77,15 @@ TRIAL_QUERIES = {
 }
 
 
-def _read_sqlite(db: Path, tracking_uri: str, experiments: list[str]) -> list[pd.DataFrame]:
-    with _connect(db) as connection:
-        try:
-            ids = dict(connection.execute("SELECT name, experiment_id FROM experiments WHERE lifecycle_stage = 'active'").fetchall())
-            frames = []
-            for name in experiments:
-                if name not in ids:
-                    known = ", ".join(sorted(ids)) or "none"
-                    raise TrackingError(f"no experiment {name!r} in {tracking_uri}; known: {known}")
-                frames.append(_experiment_trials(connection, ids[name]).assign(experiment=name))
-            return frames
-        except sqlite3.DatabaseError as error:
-            raise _unreadable(db, error) from None
+def _read_sqlite(connection: sqlite3.Connection, tracking_uri: str, experiments: list[str]) -> list[pd.DataFrame]:
+    ids = dict(connection.execute("SELECT name, experiment_id FROM experiments WHERE lifecycle_stage = 'active'").fetchall())
+    frames = []
+    for name in experiments:
+        if name not in ids:
+            known = ", ".join(sorted(ids)) or "none"
+            raise TrackingError(f"no experiment {name!r} in {tracking_uri}; known: {known}")
+        frames.append(_experiment_trials(connection, ids[name]).assign(experiment=name))
+    return frames
 
 
 def _experiment_trials(connection: sqlite3.Connection, experiment_id: int) -> pd.DataFrame:
