@@ -10,6 +10,8 @@ such as OSError or RuntimeError.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -34,6 +36,16 @@ class UserError(ArchsearchError):
     """Bad input, missing data or store, a refused resume: one line, exit 2, nothing half-written."""
 
     exit_code = 2
+
+
+@contextmanager
+def reported_as(error_class: type[UserError], action: str) -> Iterator[None]:
+    """An OSError inside (a folder that cannot be made, a full disk) becomes `error_class` saying
+    "cannot <action>: <reason>", so the user sees which file, not a traceback."""
+    try:
+        yield
+    except OSError as error:
+        raise error_class(f"cannot {action}: {error.strerror or error}") from None
 
 
 class SpaceError(UserError):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from search.data.sources import load_arrays
-from search.errors import DataError, StateError
+from search.errors import DataError, StateError, reported_as
 from search.spec.schema import Augmentation, Dataset
 
 
@@ -34,12 +34,10 @@ class Data:
 
     def save(self, path: Path) -> None:
         """Write the prepared split once, for the trial processes to read instead of re-preparing it."""
-        try:
+        with reported_as(StateError, f"write the prepared data {path}"):
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, x_train=self.x_train, y_train=self.y_train, x_val=self.x_val, y_val=self.y_val,
                      num_classes=self.num_classes, fingerprint=self.fingerprint)
-        except OSError as error:
-            raise StateError(f"cannot write the prepared data {path}: {error.strerror or error}") from None
 
     @classmethod
     def load(cls, path: Path) -> Data:

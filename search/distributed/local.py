@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from search.errors import SearchStopped, StateError
+from search.errors import SearchStopped, StateError, reported_as
 
 
 class LocalWorkers:
@@ -26,10 +26,8 @@ class LocalWorkers:
         while sum(p.poll() is None for p in self.processes.values()) < self.count:
             self.started += 1
             worker_id = f"worker-{self.started}"
-            try:
+            with reported_as(StateError, f"write the worker's log {self.logs / f'{worker_id}.log'}"):
                 log = open(self.logs / f"{worker_id}.log", "w")  # noqa: SIM115 - the child writes it
-            except OSError as error:
-                raise StateError(f"cannot write the worker's log {self.logs / f'{worker_id}.log'}: {error.strerror or error}") from None
             threads = ["--threads", str(self.threads)] if self.threads else []
             self.processes[worker_id] = subprocess.Popen([*self.command, "--id", worker_id, *threads], stdout=log, stderr=subprocess.STDOUT)
             log.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from search.errors import SearchBusy, StateError
+from search.errors import SearchBusy, StateError, reported_as
 from search.spec.schema import Space
 
 STATE_FILE = "archsearch.json"
@@ -46,12 +46,10 @@ class SearchState:
     def write(self, project: Path) -> None:
         """Atomically, so a kill mid-write never leaves half a file."""
         temporary = project / f".{STATE_FILE}.tmp"
-        try:
+        with reported_as(StateError, f"write the search's state {project / STATE_FILE}"):
             project.mkdir(parents=True, exist_ok=True)
             temporary.write_text(json.dumps(asdict(self), indent=2))
             os.replace(temporary, project / STATE_FILE)
-        except OSError as error:
-            raise StateError(f"cannot write the search's state {project / STATE_FILE}: {error.strerror or error}") from None
 
     def ended(self, status: str) -> SearchState:
         return dataclasses.replace(self, status=status)
@@ -61,11 +59,9 @@ class SearchState:
 def exclusive(project: Path):
     """Hold the search's lock file for the whole search: two processes on one search would resume each
     other's trials. The operating system releases it when the process dies, even by kill -9."""
-    try:
+    with reported_as(StateError, f"create the search's state folder {project}"):
         project.mkdir(parents=True, exist_ok=True)
         lock = open(project / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole search
-    except OSError as error:
-        raise StateError(f"cannot create the search's state folder {project}: {error.strerror or error}") from None
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

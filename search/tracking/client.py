@@ -17,7 +17,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from search.errors import TrackingError
+from search.errors import TrackingError, reported_as
 from search.tracking.locations import sqlite_path
 from search.tracking.tags import CHIEF_TAG, EXPERIMENT_KIND, FAILURE_TAG, NOTE_TAG, PARENT_TAG, ROLE_TAG, SEARCH_KEY_TAG
 
@@ -31,11 +31,9 @@ def create_sqlite_store(db: Path) -> None:
     if db.exists():
         return
     temporary = db.with_name(f".{db.name}.{os.getpid()}.creating")
-    try:
+    with reported_as(TrackingError, f"create the MLflow store {db}"):
         db.parent.mkdir(parents=True, exist_ok=True)
         temporary.unlink(missing_ok=True)
-    except OSError as error:
-        raise TrackingError(f"cannot create the MLflow store {db}: {error.strerror or error}") from None
     MlflowClient(f"sqlite:///{temporary}").search_experiments(max_results=1)
     try:
         os.link(temporary, db)
