@@ -78,8 +78,17 @@ class TrackingError(UserError):
     the store cannot be read."""
 
 
+class TrackingUnreachable(TrackingError):
+    """The tracking server did not answer for longer than the command waits (`--tracking-timeout`); the
+    search's state is kept, so running the command again continues it."""
+
+
 class TableError(UserError):
     """A comparison request that cannot be met (unknown axis or metric, bad filter)."""
+
+
+class OutputError(UserError):
+    """Where a table or report was asked to go cannot take it, or holds something it would replace."""
 
 
 class TransferError(UserError):
@@ -128,3 +137,8 @@ class Interrupted(ArchsearchError):
     """Ctrl-C: whatever ran was marked KILLED; the message says how to continue."""
 
     exit_code = 130
+
+
+class ResourceError(UserError):
+    """The search would need more of the machine than it has (memory for the data set or the largest
+    candidate); the message names the key to change, the estimate and what is available."""

@@ -284,3 +284,71 @@ def test_compare_on_many_client_logged_runs_matches_numpy(tmp_path):
         assert group["mean"] == pytest.approx(np.mean(expected))
         assert group["std"] == pytest.approx(np.std(expected, ddof=1))
     assert sum(g["failed"] for g in data["groups"]) == 8
+
+
+def test_compare_out_refuses_an_existing_file_unless_forced(store, tmp_path):
+    _, uri = store
+    out = tmp_path / "table.md"
+    out.write_text("keep me\n")
+    result = runner.invoke(app, ["compare", "tiny", "--out", str(out), "--tracking-uri", uri])
+    assert result.exit_code == 2 and f"--out {out} already exists: pass --force to replace it" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert out.read_text() == "keep me\n"
+    result = runner.invoke(app, ["compare", "tiny", "--out", str(out), "--force", "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("| residual | best_val_accuracy |")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["table.md"], "no temporary file is left beside it"
+    assert "--force" in runner.invoke(app, ["compare", "--help"]).output
+
+
+def test_compare_out_that_cannot_be_a_file_is_one_line_and_writes_nothing(store, tmp_path):
+    _, uri = store
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("notes\n")
+    for out, fragment in (
+        (folder, "is a folder: give a file name"),
+        (tmp_path / "missing" / "table.md", f"the folder {tmp_path / 'missing'} does not exist"),
+        (not_a_folder / "table.md", f"{not_a_folder} is not a folder"),
+    ):
+        result = runner.invoke(app, ["compare", "tiny", "--out", str(out), "--force", "--tracking-uri", uri])
+        assert result.exit_code == 2 and fragment in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert list(folder.iterdir()) == [] and not (tmp_path / "missing").exists()
+    assert not_a_folder.read_text() == "notes\n"
+
+
+def test_report_out_refuses_a_file_and_an_earlier_report_unless_forced(store, tmp_path):
+    _, uri = store
+    a_file = tmp_path / "report.html"
+    a_file.write_text("a page\n")
+    result = runner.invoke(app, ["report", "tiny", "--out", str(a_file), "--no-log", "--tracking-uri", uri])
+    assert result.exit_code == 2 and "is a file: a report is a folder of files" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1 and a_file.read_text() == "a page\n"
+    result = runner.invoke(app, ["report", "tiny", "--out", str(a_file / "report"), "--no-log", "--tracking-uri", uri])
+    assert result.exit_code == 2 and f"{a_file} is not a folder" in result.output, result.output
+
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "index.html").write_text("old report\n")
+    (earlier / "notes.txt").write_text("mine\n")
+    result = runner.invoke(app, ["report", "tiny", "--out", str(earlier), "--no-log", "--tracking-uri", uri])
+    assert result.exit_code == 2 and "already holds a report (index.html): pass --force" in result.output, result.output
+    assert sorted(p.name for p in earlier.iterdir()) == ["index.html", "notes.txt"]
+    assert (earlier / "index.html").read_text() == "old report\n"
+    result = runner.invoke(app, ["report", "tiny", "--out", str(earlier), "--force", "--no-log", "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    assert (earlier / "index.html").read_text().startswith("<!doctype html>") and (earlier / "notes.txt").read_text() == "mine\n"
+
+
+def test_report_out_makes_missing_folders_and_then_refuses_to_write_over_them(store, tmp_path):
+    _, uri = store
+    out = tmp_path / "papers" / "2024" / "report"
+    result = runner.invoke(app, ["report", "tiny", "--out", str(out), "--no-log", "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    assert (out / "comparison.md").read_text().startswith("| residual |")
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    result = runner.invoke(app, ["report", "tiny", "--out", str(out), "--no-log", "--tracking-uri", uri])
+    assert result.exit_code == 2 and "already holds a report" in result.output and "Traceback" not in result.output
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before

@@ -10,7 +10,8 @@ import pytest
 
 from search.errors import TableError
 from search.reporting.figures import pareto_front
-from search.reporting.tables import compare, filter_trials, render
+from search.reporting.filters import filter_trials
+from search.reporting.tables import compare, render
 
 
 def trials(rows):

@@ -50,6 +50,15 @@ TrackingOpt = Annotated[
     ),
 ]
 
+TrackingTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        help="Seconds to wait for a tracking server that stops answering (the display says so) before giving up "
+        "with exit 2; the search's state is kept, so the same command continues it.",
+        min=1,
+    ),
+]
+
 
 ExperimentsArg = Annotated[list[str], typer.Argument(help="MLflow experiment name(s); several go into one table.", show_default=False)]
 RowsOpt = Annotated[
@@ -83,6 +92,10 @@ def quiet_tensorflow(trains: bool = False) -> None:
     from search.engine.trial_server import start_trial_server
 
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # keep MLflow's table-creation notes off the display
+    # MLflow retries a refused request for minutes with nothing on screen; the tracker waits for the server
+    # itself, saying so (`--tracking-timeout`)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
     if trains:
         start_trial_server()
     import_tensorflow_quietly()

@@ -32,7 +32,11 @@ def compare_command(
         Optional[str],
         typer.Option("--format", help="markdown, latex, csv, html or json (default: from --out's suffix, else markdown).", show_default=False),
     ] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write to this file instead of stdout.", show_default=False)] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(help="Write to this new file instead of stdout (its folder must exist).", show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the --out file if it already exists.")] = False,
     all_searches: Annotated[
         bool,
         typer.Option("--all-searches", help="Pool every search of a space and seed, not only the latest (a --fresh repeat or an edited space replaces the earlier search by default)."),
@@ -42,18 +46,21 @@ def compare_command(
     """Compare trials grouped by axis values: mean ± std over repeats, n, failed trials, costs; best marked."""
     from search.errors import UserError
     from search.orchestration.report import load_comparison
+    from search.reporting.destinations import check_table_file, write_table_file
     from search.reporting.tables import FORMATS, render
 
     fmt = fmt or SUFFIX_FORMATS.get(out.suffix if out else "", "markdown")
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
+    if out:
+        check_table_file(out, force=force)  # before the store is read: a refused file costs nothing
     comparison, _ = load_comparison(
         tracking_uri, experiments, rows=names(rows) or None, cols=names(cols), metric=metric, where=where, top=top,
         all_searches=all_searches,
     )
     text = render(comparison, fmt, names(cols) or None)
     if out:
-        out.write_text(text)
+        write_table_file(out, text, force=force)
         typer.echo(f"wrote {out}", err=True)
     else:
         typer.echo(text, nl=False)
@@ -62,19 +69,21 @@ def compare_command(
 @app.command()
 def report(
     experiments: ExperimentsArg,
-    out: Annotated[Path, typer.Option(help="Folder to write the report into.")] = Path("report"),
+    out: Annotated[Path, typer.Option(help="Folder to write the report into (made if missing).")] = Path("report"),
     rows: RowsOpt = None,
     cols: ColsOpt = None,
     metric: MetricOpt = None,
     where: WhereOpt = None,
     log: Annotated[bool, typer.Option(help="Also log the report to the latest search's parent run in MLflow.")] = True,
+    force: Annotated[bool, typer.Option("--force", help="Write over a report already in the --out folder.")] = False,
     tracking_uri: TrackingOpt = None,
 ):
     """Write tables (every format), figures (PNG + SVG) and index.md / index.html for a report."""
     from search.orchestration.report import write_report
 
     written = write_report(
-        tracking_uri, experiments, out, rows=names(rows) or None, cols=names(cols) or None, metric=metric, where=where, log_to_mlflow=log
+        tracking_uri, experiments, out, rows=names(rows) or None, cols=names(cols) or None, metric=metric, where=where, log_to_mlflow=log,
+        overwrite=force,
     )
     typer.echo(f"wrote {len(written)} files to {out}/ (open {out / 'index.html'})")
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
-from search.cli.app import FreshOpt, HeartbeatOpt, SpaceArg, TrackingOpt, TunerDirOpt, app, load, quiet_tensorflow
+from search.cli.app import FreshOpt, HeartbeatOpt, SpaceArg, TrackingOpt, TrackingTimeoutOpt, TunerDirOpt, app, load, quiet_tensorflow
 
 
 @app.command()
@@ -59,6 +60,7 @@ def run(
         int, typer.Option(help="Train trials in N worker processes on this machine, served by a KerasTuner chief (0: in this process).", min=0)
     ] = 0,
     heartbeat_timeout: HeartbeatOpt = 120.0,
+    tracking_timeout: TrackingTimeoutOpt = 300.0,
 ):
     """Run the search: every trial is a nested MLflow run under one parent run for the search.
 
@@ -72,7 +74,8 @@ def run(
 
     console = Console()
     distribution = Distribution(local_workers=workers, heartbeat_timeout=heartbeat_timeout) if workers else None
-    result = _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, fresh, distribution=distribution)
+    result = _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, fresh, distribution=distribution,
+                                   tracking_timeout=tracking_timeout)
     _print_result(console, space, result)
 
 
@@ -86,6 +89,7 @@ def chief(
     tracking_uri: TrackingOpt = None,
     tuner_dir: TunerDirOpt = Path("mlruns") / "tuner",
     fresh: FreshOpt = False,
+    tracking_timeout: TrackingTimeoutOpt = 300.0,
 ):
     """Serve a search to workers (KerasTuner's distributed chief): creates the parent run, hands out trials,
     ends when every trial is in. Start workers with `archsearch worker SPACE --chief HOST:PORT`."""
@@ -99,8 +103,9 @@ def chief(
     console = Console()
     check_can_listen(host, port)
     distribution = Distribution(f"{host}:{port}", workers, heartbeat_timeout)
-    console.print(f"chief of {space.name} listening on {host}:{port}; workers: archsearch worker {space_path} --chief HOST:{port}")
-    result = _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, fresh, distribution=distribution)
+    console.print(escape(f"chief of {space.name} listening on {host}:{port}; workers: archsearch worker {space_path} --chief HOST:{port}"))
+    result = _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, fresh, distribution=distribution,
+                                   tracking_timeout=tracking_timeout)
     _print_result(console, space, result)
 
 
@@ -114,6 +119,7 @@ def worker(
     threads: Annotated[Optional[int], typer.Option(help="CPU threads for each trial (default: all).", min=1, show_default=False)] = None,
     tracking_uri: TrackingOpt = None,
     tuner_dir: TunerDirOpt = Path("mlruns") / "tuner",
+    tracking_timeout: TrackingTimeoutOpt = 300.0,
 ):
     """Train trials handed out by a chief, logging each to the chief's search in the same tracking store.
     Exits when the chief has no trial left."""
@@ -135,7 +141,7 @@ def worker(
     typer.echo(f"{worker_id}: joining the search of {space.name} served by {chief_address}")
     try:
         parent_id = run_worker(space, space_path, chief_address, worker_id=worker_id, tracking_uri=tracking_uri, tuner_dir=tuner_dir,
-                               threads=threads, observer=LineProgress(worker_id))
+                               threads=threads, observer=LineProgress(worker_id), tracking_timeout=tracking_timeout)
     except UserError as error:
         raise error.at(space_path) from None
     typer.echo(f"{worker_id}: no trial left in search {parent_id}; done")
@@ -205,16 +211,19 @@ def transfer(
     from rich.console import Console
 
     console = Console()
-    console.print(f"transferring {len(origin.runs)} cell(s) from search {origin.parent_id} ({origin.space}, {origin.strategy}, "
-                  f"{origin.trials} trials, {origin.search_hours:.3f} device-hours)")
+    console.print(escape(f"transferring {len(origin.runs)} cell(s) from search {origin.parent_id} ({origin.space}, {origin.strategy}, "
+                  f"{origin.trials} trials, {origin.search_hours:.3f} device-hours)"))
     result = _search_with_progress(console, space, target_path, tracking_uri, tuner_dir, fresh, origin)
     _print_result(console, space, result)
 
 
 def _print_result(console, space, result) -> None:
     """The ranked candidates and where to find them, after a search."""
+    import pandas as pd
+
     from search.errors import ArchsearchError
     from search.reporting.tables import compare, ranking_frame, trials_frame
+    from search.tracking.tags import FAILURE_TAG
     from search.reporting.terminal import rich_table
 
     if result.outcome == "already done":
@@ -223,16 +232,20 @@ def _print_result(console, space, result) -> None:
         console.print("continued the interrupted search; finished trials were not run again")
     if result.trials.empty:
         raise ArchsearchError(f"the search has no trial runs (parent run {result.parent_id}); --fresh starts it again")
+    if not (result.trials["status"] == "FINISHED").any():
+        failed = result.trials[result.trials["status"] == "FAILED"]
+        reasons = failed.get(f"tags.{FAILURE_TAG}", pd.Series(dtype=object)).dropna()
+        first = f"; the first reason: {reasons.iloc[0].splitlines()[0]}" if len(reasons) else ""
+        raise ArchsearchError(f"no trial finished ({len(failed)} failed, parent run {result.parent_id}){first}")
     comparison = compare(trials_frame(result.trials), rows=space.varying_names())
     console.print(rich_table(ranking_frame(comparison), title=f"candidates ranked by {comparison.metric} (* best)"))
-    console.print(f"MLflow experiment {space.experiment!r} (id {result.experiment_id}), parent run {result.parent_id}")
-    console.print(f"open in the MLflow UI: {_ui_hint(result.tracking_uri, result.experiment_id, result.parent_id)}")
+    console.print(escape(f"MLflow experiment {space.experiment!r} (id {result.experiment_id}), parent run {result.parent_id}"))
+    console.print(escape(f"open in the MLflow UI: {_ui_hint(result.tracking_uri, result.experiment_id, result.parent_id)}"))
 
 
-def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_dir: Path, fresh: bool, origin=None, distribution=None):
+def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_dir: Path, fresh: bool, origin=None, distribution=None,
+                          tracking_timeout: float = 300.0):
     """One search with the live display; input and interruption problems end the command here."""
-    from rich.markup import escape
-
     from search.errors import Interrupted, UserError
     from search.orchestration.run import run_search
     from search.reporting.progress import RichProgress
@@ -245,7 +258,7 @@ def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_
         with RichProgress(console, space.search.objective, training.epochs, executions, distributed=distribution is not None) as progress:
             return run_search(
                 space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, observer=progress, origin=origin,
-                distribution=distribution,
+                distribution=distribution, tracking_timeout=tracking_timeout,
             )
     except UserError as error:
         raise error.at(space_path) from None
@@ -276,7 +289,7 @@ def study_command(
         return _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, False, origin)
 
     out = run_study(folder, study, plan, full, tracking_uri, run_one)
-    console.print(f"wrote the report and methods record to {out}/ (open {out / 'index.html'})")
+    console.print(escape(f"wrote the report and methods record to {out}/ (open {out / 'index.html'})"))
 
 
 def _ui_hint(uri: str, experiment_id: str, run_id: str) -> str:

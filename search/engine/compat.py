@@ -1,6 +1,7 @@
 """Every use of KerasTuner's private API, in one module.
 
-KerasTuner leaves gaps archsearch has to close: a grid search cannot continue after a reload, "too many
+KerasTuner leaves gaps archsearch has to close: its state files are written by truncating and then writing
+(a kill or a full disk in between destroys the search), a grid search cannot continue after a reload, "too many
 failed trials" is a bare RuntimeError raised while the oracle's lock is held, a distributed chief never
 hands out again the trial of a worker that died, and a worker cannot say who it is on its calls. Closing
 them means reaching into KerasTuner's internals. They are all here, `keras-tuner` is pinned exactly in
@@ -11,6 +12,8 @@ upgrade fails in one named place. Everything else uses KerasTuner's public API (
 from __future__ import annotations
 
 import functools
+import json
+import os
 
 import keras_tuner as kt
 from keras_tuner.engine.base_tuner import BaseTuner
@@ -21,7 +24,10 @@ from keras_tuner.src.distribute import oracle_client as _oracle_client
 from keras_tuner.src.distribute.oracle_chief import OracleServicer as _OracleServicer
 from keras_tuner.src.tuners.gridsearch import LinkedList as _LinkedList
 
-from search.errors import SearchStopped
+from search.errors import SearchStopped, StateError, reported_as
+from search.files import write_atomic
+
+ORACLE_FILE, TRIAL_FILE = "oracle.json", "trial.json"  # the state files of a search folder
 
 
 def quiet_failed_trials() -> None:
@@ -29,12 +35,42 @@ def quiet_failed_trials() -> None:
     _config.DEBUG = False
 
 
+def write_state(path: str, state: dict) -> None:
+    """KerasTuner's JSON state, written atomically, keeping the replaced file as the last good copy."""
+    with reported_as(StateError, f"write the search's state {path}"):
+        write_atomic(path, json.dumps(state), keep_previous=True)
+
+
+def rebuilt_oracle_state(oracle, trials: dict[str, dict]) -> dict:
+    """An oracle's saved state made again from its trial files (`trials`: id -> saved trial), for an
+    `oracle.json` that is lost: a fresh `oracle`'s state, with every trial started and the ended ones ended.
+    Trials that were running go to the retry queue, as KerasTuner does on a reload."""
+    state = oracle.get_state()
+    order = sorted(trials, key=lambda trial_id: (len(trial_id), trial_id))
+    ended = [t for t in order if trials[t]["status"] not in (TrialStatus.RUNNING, TrialStatus.IDLE)]
+    hashes = {t: oracle._compute_values_hash(trials[t]["hyperparameters"]["values"]) for t in order}
+    return state | {
+        "ongoing_trials": {},
+        "start_order": order,
+        "end_order": ended,
+        "run_times": {t: 1 for t in order},
+        "retry_queue": [t for t in order if t not in ended],
+        "tried_so_far": sorted(set(hashes.values())),
+        "id_to_hash": hashes,
+    }
+
+
 class DeclaringTuner(BaseTuner):
     """A tuner that declares its hyperparameters itself: KerasTuner would build a whole model in the search
-    process only to learn them."""
+    process only to learn them. It saves its state atomically, as its oracle does (`Oracle`)."""
 
     def declare(self, hp: kt.HyperParameters) -> None:
         raise NotImplementedError
+
+    def save(self):
+        if not self._is_worker():
+            self.oracle.save()
+        write_state(self._get_tuner_fname(), self.get_state())
 
     def _populate_initial_space(self):
         hp = self.oracle.get_space()
@@ -47,10 +83,17 @@ class Oracle:
 
     Too many failed trials in a row become `SearchStopped`; on a chief (`served`), the reason is kept in
     `stopped` instead, because KerasTuner raises it inside `end_trial` holding a lock it never releases.
-    The other methods are the chief's bookkeeping over the oracle's private state."""
+    State files are written atomically (`write_state`). The other methods are the chief's bookkeeping over
+    the oracle's private state."""
 
     served = False
     stopped: str | None = None
+
+    def save(self):
+        write_state(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        write_state(os.path.join(self._get_trial_dir(trial.trial_id), TRIAL_FILE), trial.get_state())
 
     def _check_consecutive_failures(self):
         try:

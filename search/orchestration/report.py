@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from search.reporting.destinations import check_report_folder, make_report_folder, writing
+from search.reporting.filters import filter_trials
 from search.reporting.pages import write_indexes, write_tables
-from search.reporting.tables import Comparison, compare, filter_trials, latest_searches, trials_frame
+from search.reporting.tables import Comparison, compare, latest_searches, trials_frame
 from search.tracking.locations import resolve_tracking_uri
 from search.tracking.reader import read_trials
 from search.tracking.tags import PARENT_TAG
@@ -48,15 +50,16 @@ def write_report(
     metric: str | None = None,
     where: str | None = None,
     log_to_mlflow: bool = True,
+    overwrite: bool = True,
 ) -> list[Path]:
-    """Write the report folder; returns the files written."""
+    """Write the report folder; returns the files written. `overwrite=False` refuses a folder that already
+    holds a report (the CLI's default, against a typo); a study rewrites its own results folder."""
     from search.reporting import figures  # matplotlib: only for a report, not for `compare`
     from search.tracking.client import log_folder, metric_histories  # mlflow: only for a report
 
+    check_report_folder(out, force=overwrite)  # before the store is read: a refused folder costs nothing
     uri = resolve_tracking_uri(tracking_uri)
     comparison, trials = load_comparison(uri, experiments, rows=rows, cols=cols, metric=metric, where=where)
-    out.mkdir(parents=True, exist_ok=True)
-    written = write_tables(out, comparison, cols)
     finished = trials[trials["status"] == "FINISHED"]
     curves = metric_histories(uri, finished["run_id"].tolist(), ("accuracy", "val_accuracy"))
     drawn = {
@@ -64,11 +67,14 @@ def write_report(
         "metric_by_axis": figures.metric_by_axis(comparison),
         "metric_vs_cost": figures.metric_vs_cost(comparison),
     }
-    for name, figure in drawn.items():
-        for suffix in ("png", "svg"):
-            figure.savefig(out / f"{name}.{suffix}", dpi=150)
-            written.append(out / f"{name}.{suffix}")
-    written += write_indexes(out, comparison, experiments, list(drawn), cols)
+    make_report_folder(out)
+    with writing(out):
+        written = write_tables(out, comparison, cols)
+        for name, figure in drawn.items():
+            for suffix in ("png", "svg"):
+                figure.savefig(out / f"{name}.{suffix}", dpi=150)
+                written.append(out / f"{name}.{suffix}")
+        written += write_indexes(out, comparison, experiments, list(drawn), cols)
     if log_to_mlflow:
         for parent in latest_parents(trials):
             log_folder(uri, parent, out, "report")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
+import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from search.errors import SearchBusy, StateError, reported_as
+from search.files import PREVIOUS_SUFFIX, write_atomic
 from search.spec.schema import Space
 
 STATE_FILE = "archsearch.json"
@@ -38,18 +41,31 @@ class SearchState:
 
     @classmethod
     def read(cls, project: Path) -> SearchState | None:
+        """The recorded state (None for a new search). A damaged file is replaced by its last good copy,
+        which the atomic writer keeps; with neither readable the search cannot be continued."""
         path = project / STATE_FILE
-        if not path.is_file():
+        if not path.exists():
             return None
-        return cls(**json.loads(path.read_text()))
+        state = cls._parsed(path)
+        if state is None:
+            state = cls._parsed(path.with_name(path.name + PREVIOUS_SUFFIX))
+            if state is None:
+                raise StateError(f"{path} is damaged and has no good copy; run with --fresh to start the search over")
+            state.write(project)
+        return state
+
+    @classmethod
+    def _parsed(cls, path: Path) -> SearchState | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
 
     def write(self, project: Path) -> None:
         """Atomically, so a kill mid-write never leaves half a file."""
-        temporary = project / f".{STATE_FILE}.tmp"
         with reported_as(StateError, f"write the search's state {project / STATE_FILE}"):
             project.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(asdict(self), indent=2))
-            os.replace(temporary, project / STATE_FILE)
+            write_atomic(project / STATE_FILE, json.dumps(asdict(self), indent=2), keep_previous=True)
 
     def ended(self, status: str) -> SearchState:
         return dataclasses.replace(self, status=status)
@@ -57,23 +73,49 @@ class SearchState:
 
 @contextmanager
 def exclusive(project: Path):
-    """Hold the search's lock file for the whole search: two processes on one search would resume each
+    """Hold the search folder's lock for the whole search: two processes on one folder would resume each
     other's trials. The operating system releases it when the process dies, even by kill -9."""
     with reported_as(StateError, f"create the search's state folder {project}"):
         project.mkdir(parents=True, exist_ok=True)
-        lock = open(project / LOCK_FILE, "a+")  # noqa: SIM115 - held for the whole search
+    with _held(project / LOCK_FILE, f"process {os.getpid()}") as owner:
+        if owner is not None:
+            raise SearchBusy(f"{project} is being searched by {owner}; wait for it or stop it first")
+        yield
+
+
+@contextmanager
+def exclusive_search(key: str, tracking_uri: str, project: Path):
+    """Hold the lock of the search itself (its space, data and store), wherever its tuner folder is: the same
+    search under two `--tuner-dir`s would otherwise run twice into one experiment. The lock lives in a
+    per-user folder of this machine (`$XDG_RUNTIME_DIR`, else the temporary folder)."""
+    folder = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"archsearch-{os.getuid()}"
+    name = hashlib.sha256(f"{key}\n{tracking_uri}".encode()).hexdigest()[:32] + ".lock"
+    with reported_as(StateError, f"create the lock folder {folder}"):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    with _held(folder / name, f"process {os.getpid()} in {project.resolve()}") as owner:
+        if owner is not None:
+            raise SearchBusy(f"this search (same space, data and tracking URI) is being run by {owner}; wait for it or stop it first")
+        yield
+
+
+@contextmanager
+def _held(path: Path, me: str):
+    """Try to lock `path`; yields None when this process holds it (the file then names `me`), else
+    what the file says of the holder."""
+    with reported_as(StateError, f"open the lock file {path}"):
+        lock = open(path, "a+")  # noqa: SIM115 - held for the whole search
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
-            owner = lock.read().strip() or "another process"
-            raise SearchBusy(f"{project} is being searched by {owner}; wait for it or stop it first") from None
+            yield lock.read(1000).strip() or "another process"
+            return
         lock.seek(0)
         lock.truncate()
-        lock.write(f"process {os.getpid()}")
+        lock.write(me)
         lock.flush()
-        yield
+        yield None
 
 
 def differences(before: dict, after: dict, prefix: str = "") -> list[str]:

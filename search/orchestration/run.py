@@ -18,20 +18,30 @@ from search.data import Data, load_data
 from search.distributed.chief import serve
 from search.distributed.distribution import Distribution, search_key
 from search.engine.oracles import planned_trials
+from search.engine.state import repair_state
 from search.engine.trial_server import start_trial_server
 from search.engine.tuner import TrackedTuner
-from search.errors import SearchChanged
-from search.orchestration.resume import LOCK_FILE, RESUMABLE, SearchState, differences, exclusive, with_current_defaults
+from search.errors import SearchChanged, TrackingUnreachable
+from search.orchestration.resume import (
+    LOCK_FILE,
+    RESUMABLE,
+    SearchState,
+    differences,
+    exclusive,
+    exclusive_search,
+    with_current_defaults,
+)
 from search.orchestration.transfer import Origin
 from search.reporting.progress import TrialObserver
 from search.spec.metrics import best_metric, minimised
 from search.spec.schema import Space
-from search.tracking.client import Tracker, abandon_search
+from search.tracking.client import Patience, Tracker, abandon_search
 from search.tracking.locations import resolve_tracking_uri
 from search.tracking.provenance import provenance_tags
 from search.tracking.tags import AXES_TAG, ROLE_TAG, SEARCH_ROLE, TRIAL_ROLE, VARYING_TAG
 
 DEFAULT_TUNER_DIR = Path("mlruns") / "tuner"
+DEFAULT_TRACKING_TIMEOUT = 300.0  # seconds a search waits for a tracking server that stopped answering
 
 
 @dataclass(frozen=True)
@@ -53,12 +63,16 @@ def run_search(space: Space, space_path: Path, *, tuner_dir: Path = DEFAULT_TUNE
 
     An interrupted search of the same space (same tuner folder) is continued; see `search.orchestration.resume`.
     Options: tracking_uri, fresh, observer, origin (a transfer's source search), distribution (serve the
-    trials to workers as a KerasTuner chief instead of running them here). One process at a time works on a search (a lock file).
+    trials to workers as a KerasTuner chief instead of running them here), tracking_timeout (seconds to wait
+    for a tracking server that does not answer). One process at a time works on a
+    search, and on a tuner folder (two locks).
     """
     if options.get("distribution") is None:  # trials train here: their server's imports overlap what follows
         start_trial_server()
     data = load_data(space.dataset, space.search.seed)  # before anything is written: bad data writes nothing
-    with exclusive(Path(tuner_dir) / space.name):
+    project = Path(tuner_dir) / space.name
+    key = search_key(space.model_dump(mode="json"), data.fingerprint)
+    with exclusive_search(key, resolve_tracking_uri(options.get("tracking_uri")), project), exclusive(project):
         return _run_search(space, space_path, data, tuner_dir=tuner_dir, **options)
 
 
@@ -73,9 +87,12 @@ def _run_search(
     observer: TrialObserver | None = None,
     origin: Origin | None = None,
     distribution: Distribution | None = None,
+    tracking_timeout: float = DEFAULT_TRACKING_TIMEOUT,
 ) -> SearchResult:
     uri = resolve_tracking_uri(tracking_uri)
     project = Path(tuner_dir) / space.name
+    observer = observer or TrialObserver()
+    patience = Patience(tracking_timeout, observer.note)
     resolved = space.model_dump(mode="json")
     previous = None if fresh else SearchState.read(project)
     if previous is not None:
@@ -88,17 +105,19 @@ def _run_search(
             raise SearchChanged(project, changes)
         if previous.status not in RESUMABLE:
             if not changes:
-                tracker = Tracker(uri, space.experiment)
+                tracker = Tracker(uri, space.experiment, patience)
                 return SearchResult(uri, tracker.experiment_id, previous.parent_id, tracker.runs(previous.parent_id), "already done")
             previous = None  # a new question: a new search beside the old one
     elif fresh:
         _abandon(SearchState.read(project))
-    tracker = Tracker(uri, space.experiment)
+    tracker = Tracker(uri, space.experiment, patience)
     params, tags = run_context(space, space_path, data, origin)
     if previous is not None:
         parent_id = previous.parent_id
         tracker.reopen(parent_id)
         tracker.end_running_children(parent_id, "KILLED", "interrupted; the trial is run again on resume")
+        for line in repair_state(project, space, lambda: finished_records(tracker.runs(parent_id))):
+            observer.note(line)
     else:
         _clear(project)  # KerasTuner's state of an earlier search of this name
         parent_tags = tags | {ROLE_TAG: SEARCH_ROLE} | (origin.parent_tags() if origin else {})
@@ -107,7 +126,6 @@ def _run_search(
     state.write(project)  # from here on, an interruption can be resumed
     tracker.log_params(parent_id, params)  # again on resume: the same values, in case a kill came first
     tracker.log_text(parent_id, resolved_space_yaml(space), "space.yaml")
-    observer = observer or TrialObserver()
     started = time.perf_counter()
     try:
         tuner = TrackedTuner.for_space(
@@ -125,7 +143,8 @@ def _run_search(
             threads=distribution.threads_per_worker() if distribution else None,
         )
         data.save(project / "data.npz")
-        observer.search_begin(planned_trials(space), done=tuner.oracle.finished_trials())  # > 0 when continued
+        best = tuner.oracle.get_best_trials(1)  # when continued: what the trials before the interruption reached
+        observer.search_begin(planned_trials(space), done=tuner.oracle.finished_trials(), best=best[0].score if best else None)
         if distribution is None:
             tuner.search(verbose=0)
         else:
@@ -133,6 +152,8 @@ def _run_search(
     except KeyboardInterrupt:
         tracker.end_run(parent_id, "KILLED", reason="interrupted (Ctrl-C); run the same command again to continue")
         raise
+    except TrackingUnreachable:
+        raise  # nothing can be logged; the state stays "running", so the same command continues the search
     except BaseException as error:
         tracker.end_run(parent_id, "FAILED", reason=f"{type(error).__name__}: {error}")
         state.ended("failed").write(project)
@@ -142,6 +163,16 @@ def _run_search(
     tracker.end_run(parent_id, "FINISHED")
     state.ended("finished").write(project)
     return SearchResult(uri, tracker.experiment_id, parent_id, trials, "resumed" if previous else "finished")
+
+
+def finished_records(trials: pd.DataFrame) -> dict[str, dict]:
+    """trial id -> the params and metrics of its FINISHED run: what a damaged trial file is rebuilt from."""
+    records = {}
+    for _, row in trials[trials["status"] == "FINISHED"].iterrows() if len(trials) else []:
+        params = {k.removeprefix("params."): v for k, v in row.items() if k.startswith("params.") and isinstance(v, str)}
+        metrics = {k.removeprefix("metrics."): v for k, v in row.items() if k.startswith("metrics.") and pd.notna(v)}
+        records[params.get("trial_id", "")] = {"params": params, "metrics": metrics}
+    return records
 
 
 def run_context(space: Space, space_path: Path, data: Data, origin: Origin | None = None) -> tuple[dict, dict]:

@@ -15,17 +15,18 @@ from search.errors import ChiefLost, WorkerError
 from search.orchestration.run import run_context, trial_tags
 from search.reporting.progress import TrialObserver
 from search.spec.schema import Space
-from search.tracking.client import Tracker
+from search.tracking.client import Patience, Tracker
 from search.tracking.locations import resolve_tracking_uri
 
 
 def run_worker(space: Space, space_path: Path, chief: str, *, worker_id: str, tuner_dir: Path, tracking_uri: str | None = None,
-               threads: int | None = None, observer: TrialObserver | None = None, wait_seconds: float = 60.0) -> str:
+               threads: int | None = None, observer: TrialObserver | None = None, wait_seconds: float = 60.0,
+               tracking_timeout: float = 300.0) -> str:
     """Train trials of the chief's search until it has none left; returns the search's parent run id."""
     start_trial_server()  # its imports run while this worker finds the chief's search
     data = load_data(space.dataset, space.search.seed)
     uri = resolve_tracking_uri(tracking_uri)
-    tracker = Tracker(uri, space.experiment)
+    tracker = Tracker(uri, space.experiment, Patience(tracking_timeout, (observer or TrialObserver()).note))
     found = _find_search(tracker, search_key(space.model_dump(mode="json"), data.fingerprint), wait_seconds)
     if found is None:
         raise WorkerError(

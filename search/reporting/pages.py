@@ -7,6 +7,7 @@ from pathlib import Path
 
 from search.reporting.tables import Comparison, render
 
+INDEX_FILES = ("index.md", "index.html")
 TABLE_FILES = {"markdown": "comparison.md", "latex": "comparison.tex", "csv": "comparison.csv", "html": "comparison.html", "json": "comparison.json"}
 
 
@@ -25,7 +26,8 @@ def write_indexes(out: Path, comparison: Comparison, experiments: list[str], fig
     markdown = [f"# {title}", "", caption, "", render(comparison, "markdown", cols), ""]
     markdown += [f"![{name}]({name}.png)\n" for name in figure_names]
     markdown += ["Tables: " + ", ".join(f"[{fmt}]({name})" for fmt, name in TABLE_FILES.items()), ""]
-    (out / "index.md").write_text("\n".join(markdown))
+    markdown_index, html_index = (out / name for name in INDEX_FILES)
+    markdown_index.write_text("\n".join(markdown))
     page = [
         "<!doctype html>",
         f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -37,5 +39,5 @@ def write_indexes(out: Path, comparison: Comparison, experiments: list[str], fig
         *(f"<h2>{name.replace('_', ' ')}</h2><img src='{name}.svg' alt='{name}'>" for name in figure_names),
         "</body></html>",
     ]
-    (out / "index.html").write_text("\n".join(page))
-    return [out / "index.md", out / "index.html"]
+    html_index.write_text("\n".join(page))
+    return [markdown_index, html_index]

@@ -19,8 +19,12 @@ from search.spec.metrics import best_metric, minimised
 class TrialObserver:
     """Receives progress events from the engine; the displays below implement it. Every method is optional."""
 
-    def search_begin(self, planned_trials: int | None, done: int = 0) -> None:
-        """`done`: trials an interrupted search had already finished, when it is continued."""
+    def search_begin(self, planned_trials: int | None, done: int = 0, best: float | None = None) -> None:
+        """`done`, `best`: the trials an interrupted search had already finished and their best score, when
+        it is continued."""
+
+    def note(self, message: str) -> None:
+        """One line on something the user should know (a state file repaired on resume)."""
 
     def trial_begin(self, trial_id: str, values: dict) -> None: ...
 
@@ -59,12 +63,17 @@ class RichProgress(TrialObserver):
     def __exit__(self, *exc):
         self.progress.stop()
 
-    def search_begin(self, planned_trials: int | None, done: int = 0) -> None:
-        self.progress.update(self.trials_task, total=planned_trials, completed=done)
+    def search_begin(self, planned_trials: int | None, done: int = 0, best: float | None = None) -> None:
+        self.best = best
+        status = f"best {self.objective} {best:.4f}" if best is not None else ""
+        self.progress.update(self.trials_task, total=planned_trials, completed=done, status=status)
+
+    def note(self, message: str) -> None:
+        self.console.print(escape(message))
 
     def trial_begin(self, trial_id: str, values: dict) -> None:
         if self.distributed:
-            self.console.print(f"trial {trial_id}  started on {values.get('worker', '?')}")
+            self.console.print(escape(f"trial {trial_id}  started on {values.get('worker', '?')}"))
             return
         self.progress.reset(self.epochs_task, total=self.epochs, visible=True, description=f"trial {trial_id}", status="")
 
@@ -89,6 +98,9 @@ class LineProgress(TrialObserver):
 
     def __init__(self, name: str):
         self.name = name
+
+    def note(self, message: str) -> None:
+        print(f"{self.name}: {message}", flush=True)
 
     def trial_begin(self, trial_id: str, values: dict) -> None:
         print(f"{self.name}: trial {trial_id} started", flush=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -136,16 +135,6 @@ def default_keys(trials: pd.DataFrame) -> list[str]:
 def default_metric(trials: pd.DataFrame) -> str:
     objectives = trials["objective"].dropna().unique() if "objective" in trials else []
     return best_metric(objectives[0] if len(objectives) == 1 else "val_accuracy")
-
-
-def filter_trials(trials: pd.DataFrame, where: str) -> pd.DataFrame:
-    """`--where "bn = 'pre' and depth >= 32"`: a pandas query over the trial columns (`=` means `==`)."""
-    expression = re.sub(r"(?<![=!<>])=(?!=)", "==", where)
-    try:
-        return trials.query(expression, engine="python")
-    except Exception as error:  # pandas raises many kinds for a bad expression
-        known = ", ".join(sorted(trials.columns))
-        raise TableError(f"--where {where!r}: {error}; columns: {known}") from None
 
 
 def render(comparison: Comparison, fmt: str, cols: list[str] | None = None) -> str:

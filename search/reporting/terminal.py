@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import pandas as pd
+from rich.markup import escape
 from rich.table import Table
 
 
 def rich_table(frame: pd.DataFrame, title: str) -> Table:
-    table = Table(title=title)
+    """Values are shown as written: a `[...]` in a name or value is text, not rich markup."""
+    table = Table(title=escape(title))
     for column in frame.columns:
-        table.add_column(str(column), justify="right" if frame[column].dtype.kind in "if" else "left")
+        table.add_column(escape(str(column)), justify="right" if frame[column].dtype.kind in "if" else "left")
     for row in frame.itertuples(index=False):
-        table.add_row(*(_cell(value) for value in row))
+        table.add_row(*(escape(_cell(value)) for value in row))
     return table
 
 

@@ -7,18 +7,23 @@ under `./mlruns` (MLflow's plain file store is deprecated).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import requests
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from search.errors import TrackingError, reported_as
+from search.errors import TrackingError, TrackingUnreachable, reported_as
 from search.tracking.locations import sqlite_path
+from search.tracking.store import check_store
 from search.tracking.tags import CHIEF_TAG, EXPERIMENT_KIND, FAILURE_TAG, NOTE_TAG, PARENT_TAG, ROLE_TAG, SEARCH_KEY_TAG
 
 MAX_PARAM_LENGTH = 6000
@@ -28,7 +33,8 @@ def create_sqlite_store(db: Path) -> None:
     """MLflow builds a new sqlite store's tables in a few dozen migration steps; a kill in between leaves
     a store that no later run can open. So a new store is built under a temporary name and linked into
     place in one step (a link, not a rename, so that a store another process made meanwhile is kept)."""
-    if db.exists():
+    if db.exists() or db.is_symlink():
+        check_store(db)  # a damaged store is refused, never built over
         return
     temporary = db.with_name(f".{db.name}.{os.getpid()}.creating")
     with reported_as(TrackingError, f"create the MLflow store {db}"):
@@ -43,18 +49,76 @@ def create_sqlite_store(db: Path) -> None:
         temporary.unlink()
 
 
+@dataclass(frozen=True)
+class Patience:
+    """How long to wait for a tracking server that does not answer, and whom to tell meanwhile."""
+
+    timeout: float = 300.0
+    note: Callable[[str], None] = lambda message: None
+    poll: float = 2.0
+
+
+_UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.RetryError)
+
+
+class _PatientClient:
+    """An MlflowClient whose calls wait for a tracking server that went away, instead of failing the search
+    at the first refused connection: the user is told once, every call is retried until the server is back
+    or `patience.timeout` has passed, and then `TrackingUnreachable` ends the command with the search's
+    state kept for a resume. MLflow's own retries are cut short for this (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`)
+    by the commands that log."""
+
+    def __init__(self, client: MlflowClient, uri: str, patience: Patience):
+        self._client, self._uri, self._patience = client, uri, patience
+
+    def __getattr__(self, name: str):
+        method = getattr(self._client, name)
+
+        @functools.wraps(method)
+        def patient(*args, **kwargs):
+            waited_since = None
+            while True:
+                try:
+                    result = method(*args, **kwargs)
+                except (MlflowException, *_UNREACHABLE) as error:  # artifact uploads raise requests' own errors
+                    cause = error if isinstance(error, _UNREACHABLE) else error.__cause__ or error.__context__
+                    if not isinstance(cause, _UNREACHABLE):
+                        raise
+                    now = time.monotonic()
+                    if waited_since is None:
+                        waited_since = now
+                        self._patience.note(f"waiting for the tracking server at {self._uri} (it does not answer; "
+                                            f"giving up after {self._patience.timeout:g} s)")
+                    if now - waited_since >= self._patience.timeout:
+                        raise TrackingUnreachable(
+                            f"the tracking server at {self._uri} did not answer for {self._patience.timeout:g} s "
+                            "(--tracking-timeout); the search's state is kept: run the same command again to continue it"
+                        ) from None
+                    time.sleep(self._patience.poll)
+                    continue
+                if waited_since is not None:
+                    self._patience.note(f"the tracking server at {self._uri} answers again "
+                                        f"(after {time.monotonic() - waited_since:.0f} s); continuing")
+                return result
+
+        return patient
+
+
 class Tracker:
     """One experiment in one MLflow store."""
 
-    def __init__(self, tracking_uri: str, experiment: str):
+    def __init__(self, tracking_uri: str, experiment: str, patience: Patience | None = None):
         self.tracking_uri = tracking_uri
         db = sqlite_path(tracking_uri)
         artifact_location = None
         if db is not None:
             create_sqlite_store(db)
             artifact_location = (db.parent / "artifacts").resolve().as_uri()
-        self.client = MlflowClient(tracking_uri)
-        found = self.client.get_experiment_by_name(experiment)
+        self.client = _PatientClient(MlflowClient(tracking_uri), tracking_uri, patience or Patience())
+        try:
+            found = self.client.get_experiment_by_name(experiment)
+        except MlflowException as error:  # e.g. a store of another MLflow version: MLflow says how to upgrade it
+            raise TrackingError(f"cannot open the MLflow store {tracking_uri}: {str(error).splitlines()[0]}") from None
         if found is not None and found.lifecycle_stage == "deleted":
             raise TrackingError(
                 f"the MLflow experiment {experiment!r} was deleted in {tracking_uri}: restore it "
@@ -164,8 +228,8 @@ def abandon_search(tracking_uri: str, parent_id: str, reason: str) -> None:
 
 def experiment_runs(tracking_uri: str, experiment: str, role: str) -> pd.DataFrame:
     """Runs of one role ("search" parents or "trial" runs) of an existing experiment; never creates one."""
-    if sqlite_path(tracking_uri) is not None and not sqlite_path(tracking_uri).exists():
-        raise TrackingError(f"no MLflow store at {sqlite_path(tracking_uri)}")
+    if sqlite_path(tracking_uri) is not None:
+        check_store(sqlite_path(tracking_uri))
     try:
         client = MlflowClient(tracking_uri)
         found = client.get_experiment_by_name(experiment)

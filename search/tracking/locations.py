@@ -21,4 +21,6 @@ def resolve_tracking_uri(explicit: str | None = None) -> str:
 def sqlite_path(uri: str) -> Path | None:
     if not uri.startswith("sqlite:///"):
         return None
-    return Path(unquote(urlparse(uri).path)) if uri.startswith("sqlite:////") else Path(uri[len("sqlite:///") :])
+    if uri.startswith("sqlite:////"):  # an absolute path: the URL's path is then "//abs/..."
+        return Path("/" + unquote(urlparse(uri).path).lstrip("/"))
+    return Path(uri[len("sqlite:///") :])

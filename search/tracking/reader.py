@@ -18,6 +18,7 @@ import pandas as pd
 
 from search.errors import TrackingError
 from search.tracking.locations import sqlite_path
+from search.tracking.store import check_store, damaged, read_only
 from search.tracking.tags import ROLE_TAG, TRIAL_ROLE
 
 # MLflow's alembic revisions whose runs/params/latest_metrics/tags tables these queries were checked on.
@@ -30,31 +31,18 @@ def read_trials(tracking_uri: str, experiments: list[str]) -> pd.DataFrame:
     oldest first), with an `experiment` column."""
     db = sqlite_path(tracking_uri)
     if db is not None:
-        if not db.is_file():
-            raise TrackingError(f"no MLflow store at {db} (run a search first, or pass --tracking-uri)")
-        with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as connection:
-            try:
-                revision = _schema_revision(connection)
-                if revision in KNOWN_SCHEMA_REVISIONS:
+        revision = check_store(db)
+        if revision in KNOWN_SCHEMA_REVISIONS:
+            with closing(read_only(db)) as connection:
+                try:
                     return _joined(_read_sqlite(connection, tracking_uri, experiments), experiments)
-            except sqlite3.DatabaseError as error:
-                raise TrackingError(f"cannot read the MLflow store {db}: {error} (a damaged or locked database?)") from None
+                except sqlite3.DatabaseError as error:
+                    raise TrackingError(damaged(db, error)) from None
         log.warning("%s has MLflow schema revision %s, which the fast reader was not checked against; "
                     "reading it through MLflow's client instead (slower)", db, revision)
     from search.tracking.client import experiment_runs  # imports mlflow: only when the fast path cannot serve
 
     return _joined([experiment_runs(tracking_uri, name, TRIAL_ROLE).assign(experiment=name) for name in experiments], experiments)
-
-
-def _schema_revision(connection: sqlite3.Connection) -> str | None:
-    """The alembic revision MLflow recorded in the store (None where there is none: not an MLflow store)."""
-    try:
-        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-    except sqlite3.OperationalError as error:
-        if "no such table" in str(error):
-            return None
-        raise
-    return row[0] if row else None
 
 
 def _joined(frames: list[pd.DataFrame], experiments: list[str]) -> pd.DataFrame:

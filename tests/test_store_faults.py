@@ -1,0 +1,178 @@
+"""Store faults: a damaged MLflow database is refused with one line naming it and is left as it was; read-only
+commands never create a store; a tracking server that stops answering is waited for, said on the display,
+and given up on after --tracking-timeout with the search's state kept for a resume."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, TINY_SPACE, write
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+from search.cli import app
+from search.tracking.client import Tracker
+from search.tracking.tags import PARENT_TAG, ROLE_TAG, SEARCH_ROLE, TRIAL_ROLE
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def sound_store(tmp_path_factory) -> bytes:
+    """The bytes of a real store holding one search with two trials."""
+    db = tmp_path_factory.mktemp("store") / "mlflow.db"
+    tracker = Tracker(f"sqlite:///{db}", "tiny")
+    parent = tracker.start_run("tiny", params={}, tags={ROLE_TAG: SEARCH_ROLE})
+    for depth in (8, 14):
+        child = tracker.start_run(f"depth {depth}", params={"depth": depth}, tags={ROLE_TAG: TRIAL_ROLE}, parent_id=parent)
+        tracker.log_metrics(child, {"best_val_accuracy": depth / 20})
+        tracker.end_run(child, "FINISHED")
+    return db.read_bytes()
+
+
+def damaged_stores(sound: bytes) -> dict[str, bytes]:
+    return {
+        "empty": b"",
+        "garbage": os.urandom(50_000),
+        "text": b"this is not a database\n" * 100,
+        "header only": sound[:100],
+        "truncated": sound[: len(sound) // 2],
+        "pages scrambled": sound[:4096] + bytes(b ^ 0x5A for b in sound[4096:]),
+    }
+
+
+@pytest.mark.parametrize("kind", ["empty", "garbage", "text", "header only", "truncated", "pages scrambled"])
+def test_compare_refuses_a_damaged_store_in_one_line_and_leaves_it_as_it_was(tmp_path, sound_store, kind):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(damaged_stores(sound_store)[kind])
+    before = db.read_bytes()
+    result = runner.invoke(app, ["compare", "tiny", "--tracking-uri", f"sqlite:///{db}"])
+    assert result.exit_code == 2, result.output
+    assert f"cannot read the MLflow store {db}" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert db.read_bytes() == before, "a read-only command changed the store"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
+
+
+def test_the_sound_store_is_read(tmp_path, sound_store):
+    """The same check passes the store the damaged ones were made from (so the refusals above are about damage)."""
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(sound_store)
+    result = runner.invoke(app, ["compare", "tiny", "--tracking-uri", f"sqlite:///{db}", "--rows", "depth", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    assert "depth" in result.output.splitlines()[0] and len(result.output.strip().splitlines()) == 3
+
+
+def test_read_only_commands_never_create_a_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for command in (["compare", "tiny"], ["report", "tiny", "--out", str(tmp_path / "report")]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert "no MLflow store at" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == [], "nothing may be created by a command that only reads"
+
+
+@pytest.mark.parametrize("kind", ["empty", "garbage", "truncated"])
+def test_a_search_refuses_a_damaged_store_and_writes_nothing_over_it(tmp_path, sound_store, kind):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(damaged_stores(sound_store)[kind])
+    before = db.read_bytes()
+    space = write(tmp_path / "tiny.yaml", TINY_SPACE)
+    result = runner.invoke(app, ["run", str(space), "--tracking-uri", f"sqlite:///{db}", "--tuner-dir", str(tmp_path / "tuner")])
+    assert result.exit_code == 2, result.output
+    assert f"cannot read the MLflow store {db}" in result.output and "Traceback" not in result.output
+    assert db.read_bytes() == before
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_server_that_never_answers_is_given_up_on_after_the_timeout(tmp_path):
+    space = write(tmp_path / "tiny.yaml", TINY_SPACE)
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    result = runner.invoke(app, ["run", str(space), "--tracking-uri", uri, "--tuner-dir", str(tmp_path / "tuner"),
+                                 "--tracking-timeout", "3"])
+    assert result.exit_code == 2, result.output
+    assert f"waiting for the tracking server at {uri}" in result.output
+    assert f"the tracking server at {uri} did not answer for 3 s (--tracking-timeout)" in result.output
+    assert "Traceback" not in result.output
+    assert time.monotonic() - started >= 3
+
+
+class Server:
+    """`archsearch server` on a loopback port, over one sqlite store that outlives it."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.port, self.process = folder, free_port(), None
+        self.uri = f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        command = [sys.executable, "-m", "search.cli", "server", "--port", str(self.port),
+                   "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}", "--artifacts", str(self.folder / "artifacts")]
+        log = open(self.folder / "server.log", "a")  # noqa: SIM115 - the server's for its life
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                MlflowClient(self.uri).search_experiments(max_results=1)
+                return
+            except Exception:  # noqa: BLE001 - not up yet: any failure to answer
+                assert time.monotonic() < deadline and self.process.poll() is None, (self.folder / "server.log").read_text()
+                time.sleep(0.5)
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+
+def wait_for(condition, what: str, seconds: float = 240):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def test_a_search_waits_for_a_killed_server_and_continues_when_it_is_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    server = Server(tmp_path)
+    server.start()
+    space = write(tmp_path / "tiny.yaml", TINY_SPACE)  # two trials: the second trains while the server is down
+    log = tmp_path / "search.log"
+    command = [sys.executable, "-m", "search.cli", "run", str(space), "--tracking-uri", server.uri,
+               "--tuner-dir", str(tmp_path / "tuner"), "--tracking-timeout", "300"]
+    with open(log, "w") as out:
+        search = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=os.environ | {"COLUMNS": "200"})
+    try:
+        client = MlflowClient(server.uri)
+
+        def finished_trials():
+            experiment = client.get_experiment_by_name("tiny")
+            found = client.search_runs([experiment.experiment_id]) if experiment else []
+            return [r for r in found if PARENT_TAG in r.data.tags and r.info.status == "FINISHED"]
+
+        wait_for(lambda: len(finished_trials()) >= 1 or search.poll() is not None, "the first finished trial")
+        server.stop()
+        wait_for(lambda: "waiting for the tracking server" in log.read_text() or search.poll() is not None, "the waiting note")
+        assert search.poll() is None, log.read_text()
+        server.start()
+        assert search.wait(timeout=600) == 0, log.read_text()
+        text = log.read_text()
+        assert f"the tracking server at {server.uri} answers again" in text
+        trials = finished_trials()
+        ids = [r.data.params["trial_id"] for r in trials]
+        assert sorted(ids) == sorted(set(ids)) and len(ids) == 2, "every trial FINISHED once"
+    finally:
+        if search.poll() is None:
+            search.kill()
+        server.stop()
