@@ -4,7 +4,11 @@ TensorFlow is imported only inside the functions that need it (resizing, pipelin
 spec layer can ask about a data set's shape without it.
 """
 
-from search.data.sources import describe_input, load_arrays
+from search.data.memory import DataMemory, available_memory, check_preparation, data_memory
+from search.data.sources import ArrayInfo, describe_arrays, describe_input, load_arrays
 from search.data.split import Data, load_data, pipeline
 
-__all__ = ["Data", "describe_input", "load_arrays", "load_data", "pipeline"]
+__all__ = [
+    "ArrayInfo", "Data", "DataMemory", "available_memory", "check_preparation", "data_memory", "describe_arrays",
+    "describe_input", "load_arrays", "load_data", "pipeline",
+]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search.data.memory import check_preparation
 from search.data.sources import load_arrays
 from search.errors import DataError, StateError, reported_as
 from search.spec.schema import Augmentation, Dataset
@@ -61,13 +62,15 @@ class Data:
         }
 
 
-def load_data(spec: Dataset, seed: int) -> Data:
-    """Load the named data, subsample and split it with `seed`, resize to `input_size`, corrupt, standardise."""
-    x, y = load_arrays(spec)
+def load_data(spec: Dataset, seed: int, *, available: int | None = None) -> Data:
+    """Load the named data, subsample and split it with `seed`, resize to `input_size`, corrupt, standardise.
+
+    Unusable data (see `sources.check_arrays`), a split with an empty side or a single class, and data
+    whose preparation would not fit in `available` bytes (default: what the machine has free now) are
+    refused before the pixels are read, let alone resized."""
+    x, y = load_arrays(spec, before_decoding=lambda info: check_preparation(info, spec, available))
     if x.ndim == 3:
         x = x[..., None]
-    if x.ndim != 4 or len(x) != len(y):
-        raise DataError(f"dataset.path: expected x of shape (n, h, w[, c]) and y of shape (n,), got {x.shape} and {y.shape}")
     rng = np.random.RandomState(seed)
     order = rng.permutation(len(y))
     if spec.subset is not None:
@@ -75,24 +78,24 @@ def load_data(spec: Dataset, seed: int) -> Data:
             raise DataError(f"dataset.subset: {spec.subset} is more than the {len(y)} images of {spec.name}")
         order = order[: spec.subset]
     n_val = int(round(len(order) * spec.validation_split))
-    if n_val < 1 or n_val >= len(order):
-        raise DataError(
-            f"dataset.validation_split: {spec.validation_split} of {len(order)} images leaves an empty split"
-        )
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    _check_split(spec, len(y), y[train_idx], n_val)
     classes, y = np.unique(y, return_inverse=True)
-    x = _resize(x.astype("float32"), spec.input_size)
+    x = _resize(x.astype("float32", copy=False), spec.input_size)
     corruption_rng = np.random.default_rng([seed, 1])  # its own stream: corrupting does not move the split
     if spec.corruption.scale < 1:
         x = _shrink_onto_canvas(x, spec.corruption.scale, corruption_rng)
     mean = x[train_idx].mean(axis=(0, 1, 2), keepdims=True)
     std = x[train_idx].std(axis=(0, 1, 2), keepdims=True) + 1e-7
-    x = (x - mean) / std
+    if not x.flags.writeable:  # standardised in place below
+        x = x.copy()
+    x -= mean  # in place: the same values as (x - mean) / std, without two more copies of the data set
+    x /= std
     if spec.corruption.noise:
         x = x + corruption_rng.normal(0.0, spec.corruption.noise, size=x.shape).astype(x.dtype)
     digest = hashlib.sha256()
     for array in (x, y, train_idx, val_idx):
-        digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
     return Data(
         x_train=x[train_idx],
         y_train=y[train_idx].astype("int32"),
@@ -101,6 +104,24 @@ def load_data(spec: Dataset, seed: int) -> Data:
         num_classes=len(classes),
         fingerprint=digest.hexdigest()[:16],
     )
+
+
+def _check_split(spec: Dataset, total: int, y_train: np.ndarray, n_val: int) -> None:
+    """Both sides of the split need images, and training needs two classes, or every trial would fail
+    (or "finish" at chance) only once it trains."""
+    used = spec.subset if spec.subset is not None else total
+    n_train = used - n_val
+    key = "dataset.subset" if spec.subset is not None else "dataset.validation_split"
+    if n_val < 1 or n_train < 1:
+        raise DataError(
+            f"{key}: {used} images with validation_split {spec.validation_split} give {n_train} training and "
+            f"{n_val} validation images; each split needs at least one"
+        )
+    if len(np.unique(y_train)) < 2:
+        raise DataError(
+            f"{key}: the {n_train} training images of this split are all of one class; a classifier needs at least "
+            "two (take a larger subset or a different split)"
+        )
 
 
 def pipeline(x: np.ndarray, y: np.ndarray, batch_size: int, *, seed: int, shuffle: bool, augmentation: Augmentation | None = None):

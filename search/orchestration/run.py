@@ -22,6 +22,7 @@ from search.engine.state import repair_state
 from search.engine.trial_server import start_trial_server
 from search.engine.tuner import TrackedTuner
 from search.errors import SearchChanged, TrackingUnreachable
+from search.orchestration.plan import check_memory
 from search.orchestration.resume import (
     LOCK_FILE,
     RESUMABLE,
@@ -70,6 +71,7 @@ def run_search(space: Space, space_path: Path, *, tuner_dir: Path = DEFAULT_TUNE
     if options.get("distribution") is None:  # trials train here: their server's imports overlap what follows
         start_trial_server()
     data = load_data(space.dataset, space.search.seed)  # before anything is written: bad data writes nothing
+    check_memory(space, data)  # and a search too big for this machine neither
     project = Path(tuner_dir) / space.name
     key = search_key(space.model_dump(mode="json"), data.fingerprint)
     with exclusive_search(key, resolve_tracking_uri(options.get("tracking_uri")), project), exclusive(project):
