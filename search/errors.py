@@ -51,16 +51,20 @@ def reported_as(error_class: type[UserError], action: str) -> Iterator[None]:
 class SpaceError(UserError):
     """Everything wrong with one space (or study) file, as one message naming the file, line and key."""
 
-    def __init__(self, path: Path | str, problems: list):
+    def __init__(self, path: Path | str, problems: list, total: int | None = None):
+        """`total`: how many problems there are, when only the first of them are listed."""
         self.path = Path(path)
         self.problems = problems
+        self.total = len(problems) if total is None else total
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        if len(self.problems) == 1:
+        if self.total == 1:
             return f"{self.path}: {self.problems[0]}"
-        lines = [f"{self.path}: {len(self.problems)} problems"]
+        lines = [f"{self.path}: {self.total:,} problems"]
         lines += [f"  - {problem}" for problem in self.problems]
+        if self.total > len(self.problems):
+            lines.append(f"  - and {self.total - len(self.problems):,} more")
         return "\n".join(lines)
 
 

@@ -139,3 +139,172 @@ def test_validation_imports_no_tensorflow(tiny_space):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+YAML_12 = {  # YAML 1.2 core schema, not PyYAML's YAML 1.1
+    "search: {seed: 010}": ("search", "seed", 10),  # decimal, not octal
+    "search: {seed: 0o10}": ("search", "seed", 8),
+    "search: {seed: 0x10}": ("search", "seed", 16),
+    "search: {seed: +7}": ("search", "seed", 7),
+    "training: {learning_rate: 1e-3}": ("training", "learning_rate", [0.001]),  # text in YAML 1.1
+    "training: {learning_rate: 1}": ("training", "learning_rate", [1.0]),  # an integer is a number
+    "tracking: {experiment: yes}": ("tracking", "experiment", "yes"),
+    "tracking: {experiment: off}": ("tracking", "experiment", "off"),
+    "tracking: {experiment: 2001-12-14}": ("tracking", "experiment", "2001-12-14"),  # no timestamps
+    "tracking: {experiment: 1:0:0}": ("tracking", "experiment", "1:0:0"),  # no base 60
+    "tracking: {experiment: café ☕}": ("tracking", "experiment", "café ☕"),  # printable unicode is fine
+}
+
+
+@pytest.mark.parametrize("line", sorted(YAML_12))
+def test_scalars_are_read_as_yaml_1_2(tmp_path, line):
+    section, key, expected = YAML_12[line]
+    space = load_space(write(tmp_path / "s.yaml", "name: t\nmodel: {family: resnet, depth: 8}\n" + line + "\n"))
+    assert getattr(getattr(space, section), key) == expected
+
+
+@pytest.mark.parametrize("value", ["true", "True", "TRUE"])
+def test_the_core_schema_booleans_are_booleans(tmp_path, value):
+    space = load_space(write(tmp_path / "s.yaml", f"name: t\nmodel: {{family: resnet, depth: 8, se: {value}}}\n"))
+    assert space.model.se == [True]
+
+
+def test_a_bom_and_crlf_line_ends_are_text_like_any_other(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + TINY_SPACE.replace("\n", "\r\n").encode())
+    assert load_space(path).model.residual == [False, True]
+
+
+FLOATS = {  # every float field, each bounded on both sides: NaN must not slip through a comparison
+    "learning_rate": "training: {learning_rate: VALUE}",
+    "momentum": "training: {momentum: VALUE}",
+    "weight_decay": "training: {weight_decay: VALUE}",
+    "validation_split": "dataset: {validation_split: VALUE}",
+    "augmentation.noise": "dataset: {augmentation: {noise: VALUE}}",
+    "corruption.scale": "dataset: {corruption: {scale: VALUE}}",
+    "corruption.noise": "dataset: {corruption: {noise: VALUE}}",
+    "width": "model: {family: resnet, depth: 8, width: VALUE}",
+    "dropout": "model: {family: resnet, depth: 8, dropout: VALUE}",
+    "bn_momentum": "model: {family: resnet, depth: 8, bn_momentum: VALUE}",
+}
+
+
+@pytest.mark.parametrize("value", [".nan", ".NaN", ".inf", "-.inf", "1e400"])
+@pytest.mark.parametrize("field", sorted(FLOATS))
+def test_no_float_field_takes_nan_or_infinity(tmp_path, field, value):
+    text = FLOATS[field].replace("VALUE", value)
+    model = "" if text.startswith("model") else "model: {family: resnet, depth: 8}\n"
+    message = error_for(tmp_path, f"name: t\n{model}{text}\n")
+    assert f"{field}: Input should be a finite number" in message
+
+
+INTEGERS = {  # every integer field: a number of 80 digits is refused at its key, never used
+    "input_size": "dataset: {input_size: VALUE}",
+    "subset": "dataset: {subset: VALUE}",
+    "crop_padding": "dataset: {augmentation: {crop_padding: VALUE}}",
+    "epochs": "training: {epochs: VALUE}",
+    "batch_size": "training: {batch_size: VALUE}",
+    "plateau_patience": "training: {plateau_patience: VALUE}",
+    "milestones[0]": "training: {schedule: step, milestones: [VALUE]}",
+    "early_stopping.patience": "training: {early_stopping: {patience: VALUE}}",
+    "max_trials": "search: {max_trials: VALUE}",
+    "executions_per_trial": "search: {executions_per_trial: VALUE}",
+    "seed": "search: {seed: VALUE}",
+    "hyperband_factor": "search: {hyperband_factor: VALUE}",
+    "population_size": "search: {population_size: VALUE}",
+    "sample_size": "search: {sample_size: VALUE}",
+    "max_consecutive_failed_trials": "search: {max_consecutive_failed_trials: VALUE}",
+    "max_params": "search: {max_params: VALUE}",
+    "depth": "model: {family: resnet, depth: VALUE}",
+    "fc_units": "model: {family: vgg, fc_units: VALUE}",
+    "kernel": "model: {family: vgg, kernel: VALUE}",
+    "blocks": "model: {family: cells, blocks: VALUE}",
+    "stages": "model: {family: cells, stages: VALUE}",
+    "cells_per_stage": "model: {family: cells, cells_per_stage: VALUE}",
+    "filters": "model: {family: cells, filters: VALUE}",
+}
+
+
+@pytest.mark.parametrize("field", sorted(INTEGERS))
+def test_no_integer_field_takes_a_number_of_80_digits(tmp_path, field):
+    text = INTEGERS[field].replace("VALUE", "9" * 80)
+    model = "" if text.startswith("model") else "model: {family: resnet, depth: 8}\n"
+    message = error_for(tmp_path, f"name: t\n{model}{text}\n")
+    assert f"{field}: " in message and len(message) < 400, message
+
+
+def test_size_limits_take_their_bound_and_refuse_one_past_it(tmp_path):
+    block = "sep3x3(0)+identity(1)"
+    ten = "name: t\nmodel: {family: cells, genotype: 'normal: " + ", ".join([block] * 10) + "; reduce: " + block + "'}\n"
+    assert len(load_space(write(tmp_path / "ten.yaml", ten)).model.genotype) == 1
+    assert "at most 10" in error_for(tmp_path, ten.replace("normal: ", f"normal: {block}, "))
+    assert load_space(write(tmp_path / "deep.yaml", "name: t\nmodel: {family: resnet, depth: 1202}\n")).model.depth == [1202]
+    assert "more than 1202" in error_for(tmp_path, "name: t\nmodel: {family: resnet, depth: 1208}\n")
+    choices = "name: t\nmodel: {family: resnet, depth: 8}\ntraining: {learning_rate: [%s]}\n"
+    thousand = ", ".join(f"0.{i:04d}" for i in range(1, 1001))
+    assert len(load_space(write(tmp_path / "c.yaml", choices % thousand)).training.learning_rate) == 1000
+    assert "at most 1,000" in error_for(tmp_path, choices % (thousand + ", 0.5"))
+
+
+def test_a_grid_of_more_than_10000_candidates_needs_max_trials(tmp_path):
+    rates = ", ".join(f"0.{i:03d}" for i in range(1, 101))
+    decays = ", ".join(f"0.{i:03d}" for i in range(0, 100))
+    text = f"name: t\nmodel: {{family: resnet, depth: 8}}\ntraining: {{learning_rate: [{rates}], weight_decay: [{decays}]}}\n"
+    assert load_space(write(tmp_path / "s.yaml", text)).grid_size() == 10_000
+    larger = text.replace("depth: 8", "depth: [8, 14]")
+    assert "search.max_trials: required for a grid of 20,000 candidates" in error_for(tmp_path, larger)
+    assert load_space(write(tmp_path / "t.yaml", larger + "search: {max_trials: 50}\n")).search.max_trials == 50
+
+
+def test_a_space_file_is_read_only_if_it_is_a_regular_file(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.yaml")
+    with pytest.raises(SpaceError, match="a FIFO, not a regular file"):
+        load_space(tmp_path / "fifo.yaml")  # refused at once: opening a FIFO does not wait for a writer
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    with pytest.raises(SpaceError, match="a device or socket"):
+        load_space(tmp_path / "zero.yaml")
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in (REPO / "experiments").glob("*/*.yaml") if p.name != "study.yaml"),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
+def test_every_study_space_passes_the_schema(path):
+    """Strict types and YAML 1.2 change nothing the studies wrote (their data may be absent here)."""
+    from search.spec.reader import read_yaml, validated
+
+    assert validated(Space, path, *read_yaml(path)).name
+
+
+def test_a_study_file_is_read_as_safely_as_a_space_file(tmp_path):
+    from search.spec.study import load_study
+
+    (tmp_path / "study.yaml").write_text("name: s\nspaces: " + "[" * 1000 + "]" * 1000 + "\n")
+    with pytest.raises(SpaceError, match="nested more than 32 levels deep"):
+        load_study(tmp_path)
+    (tmp_path / "study.yaml").write_text('name: s\nspaces: ["a\\0.yaml"]\n')
+    with pytest.raises(SpaceError, match=r"spaces\[0\]: must be printable text"):
+        load_study(tmp_path)
+    (tmp_path / "study.yaml").write_text("name: s\nspaces: [a.yaml]\nseeds: [1, 99999999999]\n")
+    with pytest.raises(SpaceError, match=r"seeds\[1\]: Input should be less than or equal to 2147483647"):
+        load_study(tmp_path)
+    (tmp_path / "study.yaml").write_text("name: s\nspaces: [a.yaml]\nsaeds: [1]\n")
+    with pytest.raises(SpaceError, match="line 3: saeds: unknown key; allowed here: name, spaces"):
+        load_study(tmp_path)
+
+
+def test_a_long_list_of_problems_counts_them_all_and_lists_the_first_ten(tmp_path):
+    from search.errors import SpaceError
+    from search.spec.reader import load_space
+
+    unknown = "\n".join(f"  typo{i}: 1" for i in range(15))
+    path = tmp_path / "many.yaml"
+    path.write_text(f"name: many\nmodel:\n  family: resnet\ntraining:\n{unknown}\n")
+    with pytest.raises(SpaceError) as refused:
+        load_space(path)
+    lines = str(refused.value).splitlines()
+    assert lines[0] == f"{path}: 15 problems"
+    assert len([line for line in lines if "unknown key" in line]) == 10 and lines[-1] == "  - and 5 more"

@@ -48,7 +48,7 @@ def repair_state(project: Path, space: Space, finished: Callable[[], Mapping[str
     if path.exists() and (state is None or not _refers_to_known_trials(state, trials)):
         state, source = _last_good(path, _ORACLE_KEYS), "its last good copy"
         if state is None or not _refers_to_known_trials(state, trials):
-            state, source = rebuilt_oracle_state(make_oracle(space), trials), f"the {len(trials)} trial files"
+            state, source = rebuilt_oracle_state(_declared_oracle(space), trials), f"the {len(trials)} trial files"
         write_state(str(path), state)
         repaired.append(f"{path}: damaged; rebuilt from {source}")
     for path in project.glob("*.json"):  # the tuner's own file holds no state of its own
@@ -56,6 +56,16 @@ def repair_state(project: Path, space: Space, finished: Callable[[], Mapping[str
             write_state(str(path), {})
             repaired.append(f"{path}: damaged; rewritten (it holds no search state)")
     return repaired
+
+
+def _declared_oracle(space: Space):
+    """A fresh oracle that knows the space's hyperparameters, as the tuner declares them on a new search
+    (a reloaded tuner does not declare them again: they come from the oracle's saved state)."""
+    oracle = make_oracle(space)
+    hp = oracle.get_space()
+    declare(hp, space)
+    oracle.update_space(hp)
+    return oracle
 
 
 def _readable(path: Path, keys: set[str]) -> dict | None:

@@ -96,10 +96,22 @@ def _exit_with(search_pid: int) -> None:
     """Exit when the search process is gone: nobody would read this trial's results."""
     while True:
         time.sleep(1.0)
-        try:
-            os.kill(search_pid, 0)
-        except ProcessLookupError:
+        if _gone(search_pid):
             os._exit(1)
+
+
+def _gone(pid: int) -> bool:
+    """Whether `pid` has ended. A killed process that its parent has not reaped yet is a zombie, and
+    gone too: a parent that waits for the output this process still holds would never reap it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # Linux; elsewhere only a reaped process counts
+            return stat.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except OSError:
+        return False
 
 
 def _run(job: TrialJob, events) -> float:

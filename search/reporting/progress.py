@@ -69,7 +69,7 @@ class RichProgress(TrialObserver):
         self.progress.update(self.trials_task, total=planned_trials, completed=done, status=status)
 
     def note(self, message: str) -> None:
-        self.console.print(escape(message))
+        self.console.print(escape(message), soft_wrap=True)  # whole paths, not broken over lines
 
     def trial_begin(self, trial_id: str, values: dict) -> None:
         if self.distributed:

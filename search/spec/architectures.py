@@ -59,16 +59,25 @@ RESNET_IMAGENET = {
     34: ResNetLayout((3, 4, 6, 3), (64, 128, 256, 512), imagenet=True),
 }
 CIFAR_FILTERS = (16, 32, 64)
+MAX_RESNET_DEPTH = 1202  # the deepest net He et al. 2015 trained (CIFAR-10, n = 200); a deeper one is a typo or an attack
 
 
 def resnet_layout(depth: int) -> ResNetLayout:
-    """18 and 34 are the ImageNet nets; any other depth must be CIFAR-style 6n+2 (20, 32, 44, 56, 110)."""
+    """18 and 34 are the ImageNet nets; any other depth must be CIFAR-style 6n+2 (20, 32, 44, 56, 110), up to 1202."""
+    if depth > MAX_RESNET_DEPTH:
+        raise ValueError(f"ResNet depth {_digits(depth)} is more than {MAX_RESNET_DEPTH}, the deepest of He et al. 2015")
     if depth in RESNET_IMAGENET:
         return RESNET_IMAGENET[depth]
     if depth >= 8 and (depth - 2) % 6 == 0:
         n = (depth - 2) // 6
         return ResNetLayout((n, n, n), CIFAR_FILTERS, imagenet=False)
-    raise ValueError(f"ResNet depth {depth} is neither 18/34 nor 6n+2 (8, 14, 20, 32, 44, 56, 110, ...)")
+    raise ValueError(f"ResNet depth {_digits(depth)} is neither 18/34 nor 6n+2 (8, 14, 20, 32, 44, 56, 110, ... {MAX_RESNET_DEPTH})")
+
+
+def _digits(number: int) -> str:
+    """A number for a one-line message: an 80-digit one is shown by its length."""
+    text = str(number)
+    return text if len(text) <= 20 else f"{text[:8]}... ({len(text)} digits)"
 
 
 def vgg_min_input(config: str) -> int:

@@ -13,9 +13,17 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
-from search.spec.architectures import cells_min_input, resnet_layout, resnet_min_input, vgg_min_input
-from search.spec.fields import Axis, Strict, enum_schema, unique
-from search.spec.genotypes import OPS, genotype_from_values, hyperparameter_names, parse_genotype, random_genotype
+from search.spec.architectures import MAX_RESNET_DEPTH, cells_min_input, resnet_layout, resnet_min_input, vgg_min_input
+from search.spec.fields import Axis, IntChoice, Strict, enum_schema, unique
+from search.spec.genotypes import (
+    MAX_BLOCKS,
+    MAX_GENOTYPE_CHARS,
+    OPS,
+    genotype_from_values,
+    hyperparameter_names,
+    parse_genotype,
+    random_genotype,
+)
 
 BN = Literal["none", "post", "pre"]
 ConvKind = Literal["dense", "separable"]
@@ -92,7 +100,7 @@ class ConvNetModel(Family):
 
     bn: Axis(BN, enum_schema(BN.__args__)) = ["post"]
     conv: Axis(ConvKind, enum_schema(ConvKind.__args__)) = ["dense"]
-    kernel: Axis(Kernel, enum_schema(Kernel.__args__)) = [3]
+    kernel: Axis(IntChoice(*Kernel.__args__), enum_schema(Kernel.__args__)) = [3]
     head: Axis(Head, enum_schema(Head.__args__)) = ["gap"]
     width: Axis(_PositiveFraction, {"type": "number", "exclusiveMinimum": 0, "maximum": 8}) = [1.0]
     se: Axis(bool, {"type": "boolean"}) = [False]
@@ -117,7 +125,9 @@ def _check_resnet_depth(depth: int) -> int:
 
 class ResNetModel(ConvNetModel):
     family: Literal["resnet"]
-    depth: Axis(Annotated[int, AfterValidator(_check_resnet_depth)], {"type": "integer", "minimum": 8}) = [20]
+    depth: Axis(
+        Annotated[int, AfterValidator(_check_resnet_depth)], {"type": "integer", "minimum": 8, "maximum": MAX_RESNET_DEPTH}
+    ) = [20]
     residual: Axis(bool, {"type": "boolean"}) = [True]
 
     def input_needs(self) -> list[tuple[str, object, int]]:
@@ -136,10 +146,10 @@ class CellsModel(Family):
     structure_unit: ClassVar[str] = "cell genotypes"
 
     family: Literal["cells"]
-    genotype: Axis(Annotated[str, AfterValidator(_check_genotype)], {"type": "string"}) | None = Field(
+    genotype: Axis(Annotated[str, AfterValidator(_check_genotype)], {"type": "string", "maxLength": MAX_GENOTYPE_CHARS}) | None = Field(
         None, description="fixed cells 'normal: op(state)+op(state), ...; reduce: ...'; default: search them"
     )
-    blocks: Annotated[int, Field(ge=1, le=10)] = Field(5, description="blocks per searched cell (B)")
+    blocks: Annotated[int, Field(ge=1, le=MAX_BLOCKS)] = Field(5, description="blocks per searched cell (B)")
     ops: Annotated[list[Literal[OPS]], Field(min_length=1), AfterValidator(unique)] = Field(
         list(OPS), description="the ops a searched block may apply"
     )

@@ -17,7 +17,10 @@ import re
 from dataclasses import dataclass
 
 from search.errors import GenotypeError
+from search.spec.fields import clip
 
+MAX_BLOCKS = 10  # blocks per cell, searched or written out (NASNet uses 5)
+MAX_GENOTYPE_CHARS = 2_000  # ten blocks of the longest op, twice, with room for spaces
 OPS = ("identity", "sep3x3", "sep5x5", "sep7x7", "avg3x3", "max3x3", "conv1x7_7x1", "dil3x3")
 CELL_KINDS = ("normal", "reduce")
 
@@ -53,24 +56,31 @@ _BLOCK = re.compile(r"^\s*(\w+)\((\d+)\)\s*\+\s*(\w+)\((\d+)\)\s*$")
 
 
 def parse_genotype(text: str) -> Genotype:
-    """The inverse of `str(genotype)`; every mistake is reported with the cell and block it is in."""
+    """The inverse of `str(genotype)`; every mistake is reported with the cell and block it is in.
+
+    Length and blocks are bounded first, so a hostile string costs no more than a valid one to refuse."""
+    if len(text) > MAX_GENOTYPE_CHARS:
+        raise GenotypeError(f"{len(text):,} characters; a genotype is at most {MAX_GENOTYPE_CHARS:,} ({MAX_BLOCKS} blocks per cell)")
     cells: dict[str, tuple[Block, ...]] = {}
     for part in text.split(";"):
         kind, colon, body = part.partition(":")
         kind = kind.strip()
         if not colon or kind not in CELL_KINDS:
-            raise GenotypeError(f"expected 'normal: ...; reduce: ...', got {part.strip()!r}")
+            raise GenotypeError(f"expected 'normal: ...; reduce: ...', got {clip(part.strip())}")
         if kind in cells:
             raise GenotypeError(f"the {kind} cell is given twice")
+        block_texts = body.split(",")
+        if len(block_texts) > MAX_BLOCKS:
+            raise GenotypeError(f"the {kind} cell has {len(block_texts)} blocks; a cell has at most {MAX_BLOCKS}")
         blocks = []
-        for b, block_text in enumerate(body.split(",")):
+        for b, block_text in enumerate(block_texts):
             match = _BLOCK.match(block_text)
             if not match:
-                raise GenotypeError(f"{kind} block {b + 1}: expected 'op(state)+op(state)', got {block_text.strip()!r}")
+                raise GenotypeError(f"{kind} block {b + 1}: expected 'op(state)+op(state)', got {clip(block_text.strip())}")
             op_a, state_a, op_b, state_b = match.groups()
             for op, state in ((op_a, int(state_a)), (op_b, int(state_b))):
                 if op not in OPS:
-                    raise GenotypeError(f"{kind} block {b + 1}: unknown op {op!r}; known: {', '.join(OPS)}")
+                    raise GenotypeError(f"{kind} block {b + 1}: unknown op {clip(op)}; known: {', '.join(OPS)}")
                 if state > b + 1:
                     raise GenotypeError(
                         f"{kind} block {b + 1}: state {state} does not exist yet (states 0 and 1 are the cell's "

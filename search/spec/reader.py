@@ -1,12 +1,22 @@
 """The only reader of space files: YAML text -> validated `Space`, or one `SpaceError` that names the
 file, the line, the key path and what is allowed.
 
-YAML is read with a safe loader that also refuses aliases (a few lines of nested aliases expand to
-billions of nodes) and duplicate keys (the second silently wins in plain YAML, hiding a typo).
+What is read is decided from the file alone and bounded before it costs anything: only a regular file of
+at most MAX_BYTES (not a FIFO, which would block, nor /dev/zero, which never ends); nesting at most
+MAX_DEPTH levels (PyYAML composes recursively); no aliases (a few lines of nested aliases expand to
+billions of nodes); no duplicate keys (the second silently wins in plain YAML, hiding a typo); keys that
+are plain names; plain data only: text, numbers, true/false, null, lists and mappings.
+
+Scalars are read as YAML 1.2's core schema reads them, not PyYAML's YAML 1.1: `yes`, `no`, `on` and `off`
+are text, not booleans; `010` is ten, not eight; `1:0:0` is text, not 3600; `1e-3` is a number.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import re
+import stat
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +25,17 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from search.errors import SpaceError
+from search.files import NotRegularFile, TooLarge, read_limited
 from search.spec.families import FAMILIES
+from search.spec.fields import clip
 from search.spec.schema import Space
 
 MAX_BYTES = 1_000_000
+MAX_DEPTH = 32  # lists and mappings inside each other; a space file needs 4
+MAX_NODES = 50_000  # values, lists and mappings; twenty axes of 1,000 choices each fit
+MAX_DIGITS = 100  # of one number; no field takes more than 13
+MAX_PROBLEMS = 10  # listed in one message (a message stays readable); the rest are counted
+MAX_GRID = 10_000  # candidates a search may default to trying all of; a larger grid needs search.max_trials
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 KNOWN_SIZES = {"digits": 1797, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
 
@@ -35,14 +52,109 @@ class Problem:
         return f"{where}{key}{self.message}"
 
 
-class _SafeNoAliasLoader(yaml.SafeLoader):
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in space files; write the value out", event.start_mark
-            )
-        return super().compose_node(parent, index)
+class _Refused(Exception):
+    """Valid YAML that a space file may not hold, found before it is composed or constructed."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def _at(mark: yaml.Mark) -> int:
+    return mark.line + 1
+
+
+_TAG = "tag:yaml.org,2002:"
+# YAML 1.2 core schema (yaml.org/spec/1.2.2/#1032-tag-resolution): (tag, pattern, possible first characters).
+_CORE_SCALARS = (
+    ("null", r"~|null|Null|NULL|", "~nN"),
+    ("bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
+    ("int", r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", "-+0123456789"),
+    ("float", r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)", "-+.0123456789"),
+)
+_CORE_PATTERNS = {name: re.compile(f"^(?:{pattern})$") for name, pattern, _ in _CORE_SCALARS}
+_PLAIN_TAGS = {_TAG + name for name in ("str", "seq", "map", *_CORE_PATTERNS)}
+
+
+class _Plain(yaml.constructor.SafeConstructor, yaml.resolver.BaseResolver):
+    """YAML 1.2 core scalars and plain-data constructors only; any other tag has no constructor."""
+
+    yaml_implicit_resolvers: typing.ClassVar[dict] = {}
+    yaml_constructors: typing.ClassVar[dict] = {}
+
+    def __init__(self):
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.BaseResolver.__init__(self)
+
+    def construct_core(self, node: yaml.ScalarNode):
+        """A core-schema scalar, its text already checked against its tag's pattern by `_check_nodes`."""
+        kind, value = node.tag.removeprefix(_TAG), node.value
+        if kind == "null":
+            return None
+        if kind == "bool":
+            return value.lower() == "true"
+        if kind == "int":
+            return int(value[2:], 8) if value.startswith("0o") else int(value[2:], 16) if value.startswith("0x") else int(value)
+        if value.lstrip("+-").lower() in (".inf", ".nan"):
+            return float(value.replace(".", "", 1))
+        return float(value)
+
+
+for _name, _pattern, _first in _CORE_SCALARS:
+    _Plain.add_implicit_resolver(_TAG + _name, _CORE_PATTERNS[_name], [*_first, ""] if _name == "null" else list(_first))
+    _Plain.add_constructor(_TAG + _name, _Plain.construct_core)
+_Plain.add_constructor(_TAG + "str", yaml.constructor.SafeConstructor.construct_yaml_str)
+_Plain.add_constructor(_TAG + "seq", yaml.constructor.SafeConstructor.construct_yaml_seq)
+_Plain.add_constructor(_TAG + "map", yaml.constructor.SafeConstructor.construct_yaml_map)
+_Plain.add_constructor(None, yaml.constructor.SafeConstructor.construct_undefined)
+
+if yaml.__with_libyaml__:  # libyaml parses some 15 times faster: a 1 MB file is refused in a fraction of a second
+
+    class _SpaceLoader(yaml.cyaml.CParser, _Plain):
+        def __init__(self, text: str):
+            yaml.cyaml.CParser.__init__(self, text)
+            _Plain.__init__(self)
+
+else:
+
+    class _SpaceLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, yaml.composer.Composer, _Plain):
+        def __init__(self, text: str):
+            yaml.reader.Reader.__init__(self, text)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
+            yaml.composer.Composer.__init__(self)
+            _Plain.__init__(self)
+
+
+def _check_events(text: str) -> None:
+    """Nesting, size, aliases and documents, refused from the parser's events before anything is composed:
+    the parser is iterative, but the composer recurses once per level and builds every node."""
+    loader = _SpaceLoader(text)
+    depth = nodes = documents = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.AliasEvent):
+                raise _Refused(Problem("", "aliases (*name) are not allowed in space files; write the value out", _at(event.start_mark)))
+            if isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise _Refused(Problem("", "a second YAML document starts here; a space file is one document", _at(event.start_mark)))
+                if event.version not in (None, (1, 2)):  # under %YAML 1.1, 010 would be eight: say so, never guess
+                    version = ".".join(map(str, event.version))
+                    raise _Refused(Problem("", f"%YAML {version}: space files are read as YAML 1.2; remove the line", _at(event.start_mark)))
+            elif isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)):
+                nodes += 1
+                if nodes > MAX_NODES:
+                    raise _Refused(Problem("", f"more than {MAX_NODES:,} values; a space file holds a few hundred", _at(event.start_mark)))
+                if isinstance(event, yaml.CollectionStartEvent):
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        raise _Refused(Problem("", f"lists and mappings nested more than {MAX_DEPTH} levels deep", _at(event.start_mark)))
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        loader.dispose()
 
 
 def load_space(path: Path | str, *, transfer_target: bool = False) -> Space:
@@ -50,29 +162,52 @@ def load_space(path: Path | str, *, transfer_target: bool = False) -> Space:
 
     A transfer's target is a cells space whose `genotype` the transfer fills in from a search."""
     path = Path(path)
-    node, data = _parse(path, _read_text(path))
-    try:
-        space = Space.model_validate(data)
-    except ValidationError as error:
-        raise SpaceError(path, [_from_pydantic(err, node) for err in error.errors()]) from None
+    node, data = read_yaml(path)
+    space = validated(Space, path, node, data)
     if space.dataset.path is not None and not space.dataset.path.is_absolute():
-        dataset = space.dataset.model_copy(update={"path": (path.parent / space.dataset.path).resolve()})
+        # realpath, not Path.resolve: a symlink loop is then reported by the data check, not raised
+        dataset = space.dataset.model_copy(update={"path": Path(os.path.realpath(path.parent / space.dataset.path))})
         space = space.model_copy(update={"dataset": dataset})
     problems = check_consistency(space, transfer_target)
     if problems:
-        raise SpaceError(path, [Problem(p.key, p.message, _line_of(node, p.key.split("."))) for p in problems])
+        located = [Problem(p.key, p.message, _line_of(node, p.key.split("."))) for p in problems[:MAX_PROBLEMS]]
+        raise SpaceError(path, located, len(problems))
     return space
 
 
+def read_yaml(path: Path) -> tuple[yaml.Node, dict]:
+    """The mapping a space (or study) file holds and its YAML node (for line numbers), or a `SpaceError`."""
+    return _parse(path, _read_text(path))
+
+
+def validated(schema: type[BaseModel], path: Path, node: yaml.Node, data: dict):
+    """`data` as `schema`, or a `SpaceError` naming each problem's key and line."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as error:
+        problems = [_from_pydantic(err, node, schema) for err in error.errors()[:MAX_PROBLEMS]]
+        raise SpaceError(path, problems, error.error_count()) from None
+
+
 def _read_text(path: Path) -> str:
-    if not path.exists():
-        raise SpaceError(path, [Problem("", "no such file")])
+    if "\0" in str(path):
+        raise SpaceError(path, [Problem("", "a path with a NUL byte; give a space file (.yaml)")])
     if path.is_dir():
         raise SpaceError(path, [Problem("", "is a directory; give a space file (.yaml)")])
-    size = path.stat().st_size
-    if size > MAX_BYTES:
-        raise SpaceError(path, [Problem("", f"file is {size:,} bytes; a space file is at most {MAX_BYTES:,}")])
-    raw = path.read_bytes()
+    try:
+        raw = read_limited(path, MAX_BYTES)
+    except (FileNotFoundError, NotADirectoryError):
+        raise SpaceError(path, [Problem("", "no such file")]) from None
+    except PermissionError:
+        raise SpaceError(path, [Problem("", "cannot be read: permission denied")]) from None
+    except NotRegularFile as error:
+        raise SpaceError(path, [Problem("", f"{error.strerror}; a space file is a regular file (.yaml)")]) from None
+    except TooLarge:
+        raise SpaceError(path, [Problem("", f"file is larger than {MAX_BYTES:,} bytes; a space file is at most {MAX_BYTES:,}")]) from None
+    except OSError as error:
+        if error.errno != errno.ENAMETOOLONG:
+            raise
+        raise SpaceError(path, [Problem("", "the path is too long for this file system")]) from None
     if b"\0" in raw:
         raise SpaceError(path, [Problem("", "binary file; a space file is UTF-8 YAML text")])
     try:
@@ -82,57 +217,90 @@ def _read_text(path: Path) -> str:
 
 
 def _parse(path: Path, text: str):
-    loader = _SafeNoAliasLoader(text)
+    loader = None
     try:
+        _check_events(text)
+        loader = _SpaceLoader(text)
         node = loader.get_single_node()
         if node is None:
             raise SpaceError(path, [Problem("", "file is empty; a space file needs at least `name` and `model`")])
-        _refuse_duplicate_keys(path, node)
+        _check_nodes(node)
         data = loader.construct_document(node)
+    except _Refused as refused:
+        raise SpaceError(path, [refused.problem]) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else None
-        problem = (error.problem or str(error)).replace("could not determine a constructor for the tag", "tag")
-        if isinstance(error, yaml.constructor.ConstructorError):
-            problem += " is not allowed: a space file holds plain data (no Python objects)"
+        line = _at(mark) if mark else None
+        problem = error.problem or str(error)
         raise SpaceError(path, [Problem("", f"invalid YAML: {problem}", line)]) from None
     except yaml.YAMLError as error:
         raise SpaceError(path, [Problem("", f"invalid YAML: {error}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+    if data is None:
+        raise SpaceError(path, [Problem("", "file is empty; a space file needs at least `name` and `model`")])
     if not isinstance(data, dict):
         raise SpaceError(path, [Problem("", f"expected a mapping of keys (name, model, ...), got {type(data).__name__}")])
     return node, data
 
 
-def _refuse_duplicate_keys(path: Path, node: yaml.Node, trail: tuple = ()) -> None:
+_KEY_KINDS = {"int": "a number", "float": "a number", "bool": "true/false", "null": "null"}
+_TAG_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "null": "null"}
+
+
+def _check_nodes(node: yaml.Node, trail: tuple = ()) -> None:
+    """Plain data only, keys that are distinct plain names; recursion is bounded by MAX_DEPTH."""
+    _check_tag(node, trail)
     if isinstance(node, yaml.MappingNode):
         seen = set()
         for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                kind = "a list" if isinstance(key_node, yaml.SequenceNode) else "a mapping"
+                raise _Refused(Problem(_dotted(list(trail)), f"keys must be plain names, not {kind}", line))
+            _check_tag(key_node, trail)
             key = key_node.value
+            if key_node.tag != _TAG + "str":
+                kind = _KEY_KINDS[key_node.tag.removeprefix(_TAG)]
+                raise _Refused(Problem(_dotted([*trail, key]), f"keys must be plain names, not {kind} (quote it to mean the text)", line))
             if key in seen:
-                dotted = ".".join(map(str, (*trail, key)))
-                raise SpaceError(path, [Problem(dotted, "key given twice", key_node.start_mark.line + 1)])
+                raise _Refused(Problem(_dotted([*trail, key]), "key given twice", line))
             seen.add(key)
-            _refuse_duplicate_keys(path, value_node, (*trail, key))
+            _check_nodes(value_node, (*trail, key))
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _refuse_duplicate_keys(path, item, (*trail, index))
+            _check_nodes(item, (*trail, index))
 
 
-def _from_pydantic(err: dict, root: yaml.Node) -> Problem:
+def _check_tag(node: yaml.Node, trail: tuple) -> None:
+    """A plain-data tag, and for a scalar the text that tag takes in YAML 1.2 (`!!int yes` is no integer)."""
+    line = node.start_mark.line + 1
+    if node.tag not in _PLAIN_TAGS:
+        shown = node.tag.replace(_TAG, "!!", 1) if node.tag.startswith(_TAG) else node.tag
+        message = f"tag '{shown}' is not allowed: a space file holds plain data (text, numbers, true/false, lists and mappings)"
+        raise _Refused(Problem(_dotted(list(trail)), message, line))
+    kind = node.tag.removeprefix(_TAG)
+    if kind in _CORE_PATTERNS and not _CORE_PATTERNS[kind].match(node.value):
+        raise _Refused(Problem(_dotted(list(trail)), f"{clip(node.value)} is not {_TAG_KINDS[kind]} (YAML 1.2 core schema)", line))
+    if kind == "int" and len(node.value) > MAX_DIGITS:
+        message = f"a number of {len(node.value):,} digits; a space file's numbers have at most {MAX_DIGITS}"
+        raise _Refused(Problem(_dotted(list(trail)), message, line))
+
+
+def _from_pydantic(err: dict, root: yaml.Node, schema: type[BaseModel] = Space) -> Problem:
     loc = list(err["loc"])
     if err["type"] == "extra_forbidden":
-        message = f"unknown key; allowed here: {', '.join(_fields_at(loc[:-1]))}"
+        message = f"unknown key; allowed here: {', '.join(_fields_at(loc[:-1], schema))}"
     else:
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] != "missing" and isinstance(err.get("input"), (str, int, float, bool)):
-            message += f" (got {err['input']!r})"
+            message += f" (got {clip(err['input'])})"
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):  # the family decides the model's keys
         loc = [*loc, "family"]
         names = [repr(name) for name in FAMILIES]
         families = f"{', '.join(names[:-1])} or {names[-1]}"
-        message = f"Input should be {families}" + (f" (got {err['ctx']['tag']!r})" if "tag" in err.get("ctx", {}) else "")
+        message = f"Input should be {families}" + (f" (got {clip(err['ctx']['tag'])})" if "tag" in err.get("ctx", {}) else "")
         if err["type"] == "union_tag_not_found":
             message = f"Field required: {families}"
     if loc[:1] == ["model"] and len(loc) > 1 and loc[1] in FAMILIES:
@@ -173,10 +341,10 @@ def _dotted(parts: list) -> str:
     return text
 
 
-def _fields_at(loc: list) -> list[str]:
+def _fields_at(loc: list, schema: type[BaseModel] = Space) -> list[str]:
     """The keys the schema allows at `loc` (a pydantic loc, family tag included)."""
-    cls: type[BaseModel] = Space
-    parts = iter(loc)
+    cls: type[BaseModel] = schema
+    parts = (part for part in loc if isinstance(part, str))  # list indices name no class
     for part in parts:
         if cls is Space and part == "model":
             cls = FAMILIES[next(parts)]
@@ -253,21 +421,30 @@ def _check_search(space: Space) -> list[Problem]:
             )
         elif search.max_trials is None and search.strategy != "hyperband":
             problems.append(Problem("search.max_trials", f"required when cells are searched (strategy {search.strategy})"))
+    elif search.max_trials is None and search.strategy != "hyperband" and (size := space.grid_size()) > MAX_GRID:
+        problems.append(Problem("search.max_trials", f"required for a grid of {size:,} candidates (more than {MAX_GRID:,}): "
+                                "say how many to try"))
     return problems
 
 
 def _check_data_path(name: str, path: Path | None) -> list[Problem]:
     if path is None:
         return [Problem("dataset.path", f"required when dataset.name is {name!r}")]
+    kind = _kind(path)
+    if kind in ("a symlink loop", "unreadable (permission denied)"):
+        return [Problem("dataset.path", f"{path} is {kind}")]
     if name == "npz":
-        if not path.is_file():
-            return [Problem("dataset.path", f"no .npz file at {path}")]
-        return []
-    if not path.is_dir():
+        return [] if kind == "file" else [Problem("dataset.path", f"no .npz file at {path}")]
+    if kind != "folder":
         return [Problem("dataset.path", f"no image folder at {path}")]
-    classes = [d for d in path.iterdir() if d.is_dir()]
-    images = [f for d in classes for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES]
-    if len(classes) < 2 or not images:
+    try:
+        classes = [entry.path for entry in os.scandir(path) if _kind(Path(entry.path)) == "folder"]
+        has_images = len(classes) >= 2 and any(
+            Path(entry.name).suffix.lower() in IMAGE_SUFFIXES for folder in classes for entry in os.scandir(folder)
+        )
+    except PermissionError:
+        return [Problem("dataset.path", f"{path} cannot be listed: permission denied")]
+    if not has_images:
         return [
             Problem(
                 "dataset.path",
@@ -275,3 +452,18 @@ def _check_data_path(name: str, path: Path | None) -> list[Problem]:
             )
         ]
     return []
+
+
+def _kind(path: Path) -> str:
+    """What is at `path`, from one stat: "file", "folder", "missing", "a symlink loop", "unreadable ...", "other"."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except PermissionError:
+        return "unreadable (permission denied)"
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        return "a symlink loop"
+    return "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "other"

@@ -12,10 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from search.spec.families import FAMILIES
-from search.spec.fields import NAME_PATTERN, Axis, Strict, enum_schema
+from search.spec.fields import NAME_PATTERN, Axis, Strict, enum_schema, printable
+
+MAX_PATH_CHARS = 4096  # Linux's PATH_MAX
+MAX_PATH_PART_BYTES = 255  # Linux's NAME_MAX: no file name on disk is longer
+MAX_EXPERIMENT_CHARS = 250
 
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "npz", "folder"]
 
@@ -37,12 +41,34 @@ class Corruption(Strict):
     )
 
 
+def _not_empty(value: object) -> object:
+    if value == "":
+        raise ValueError("empty; give the .npz file or image folder, relative to the space file")
+    return value
+
+
+def _check_path(path: Path) -> Path:
+    """A path the file system could hold: what it cannot (a NUL byte, a name over NAME_MAX) would otherwise
+    fail as a ValueError or OSError deep in the first look at the disk."""
+    text = str(path)
+    printable(text)
+    if len(text) > MAX_PATH_CHARS:
+        raise ValueError(f"{len(text):,} characters; a path is at most {MAX_PATH_CHARS:,}")
+    longest = max(path.parts, key=lambda part: len(part.encode()), default="")
+    if len(longest.encode()) > MAX_PATH_PART_BYTES:
+        raise ValueError(f"a part of {len(longest.encode()):,} bytes; a file or folder name is at most {MAX_PATH_PART_BYTES}")
+    return path
+
+
 class Dataset(Strict):
     name: DatasetName = "digits"
-    path: Path | None = Field(None, description="the .npz file or image folder; relative to the space file")
+    # A path arrives as text: strict mode would take only a Path object.
+    path: Annotated[Path, Field(strict=False), BeforeValidator(_not_empty), AfterValidator(_check_path)] | None = Field(
+        None, description="the .npz file or image folder; relative to the space file"
+    )
     input_size: Annotated[int, Field(ge=1, le=1024)] = 32
     validation_split: Annotated[float, Field(gt=0, le=0.9)] = 0.2
-    subset: Annotated[int, Field(ge=2)] | None = None
+    subset: Annotated[int, Field(ge=2, le=100_000_000)] | None = None
     augmentation: Augmentation = Augmentation()
     corruption: Corruption = Corruption()
 
@@ -61,7 +87,7 @@ class Training(Strict):
     learning_rate: Axis(Annotated[float, Field(gt=0, le=10)], {"type": "number", "exclusiveMinimum": 0}) = [0.05]
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     schedule: Schedule = "constant"
-    milestones: list[Annotated[int, Field(ge=1)]] = Field(
+    milestones: Annotated[list[Annotated[int, Field(ge=1, le=10000)]], Field(max_length=100)] = Field(
         default_factory=list, description="epochs at which the `step` schedule divides the learning rate by 10"
     )
     plateau_patience: Annotated[int, Field(ge=1, le=1000)] = Field(
@@ -97,13 +123,15 @@ class Search(Strict):
         5, description="evolution: candidates drawn from the population to pick each parent (S)"
     )
     max_consecutive_failed_trials: Annotated[int, Field(ge=1, le=1000)] = 3
-    max_params: Annotated[int, Field(ge=1)] | None = Field(
+    max_params: Annotated[int, Field(ge=1, le=10**12)] | None = Field(
         None, description="candidates with more parameters fail without training"
     )
 
 
 class Tracking(Strict):
-    experiment: str | None = Field(None, description="MLflow experiment name; default: the space's name")
+    experiment: Annotated[str, Field(min_length=1, max_length=MAX_EXPERIMENT_CHARS), AfterValidator(printable)] | None = Field(
+        None, description="MLflow experiment name; default: the space's name"
+    )
 
 
 ModelFamily = Annotated[Union[tuple(FAMILIES.values())], Field(discriminator="family")]  # noqa: UP007 - built from the registry

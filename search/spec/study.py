@@ -12,36 +12,45 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from search.errors import SpaceError
-from search.spec.fields import NAME_PATTERN, Strict
-from search.spec.reader import Problem, load_space
+from search.spec.fields import NAME_PATTERN, Strict, printable
+from search.spec.reader import Problem, load_space, read_yaml, validated
 from search.spec.schema import Space
 
 STUDY_FILE = "study.yaml"
+MAX_FILES = 100  # space files in one list of a study
+MAX_SEEDS = 1_000
+# A file name relative to the study folder, checked as text before the file system sees it.
+FileName = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(printable)]
 
 
 class Transfer(Strict):
     """Retrain the best cell(s) of one of the study's searches at the target space's scale, seed by seed."""
 
-    search: str = Field(description="a space file listed in `searches`")
-    target: str = Field(description="a cells space file without genotype: N, F, data and training of the retraining")
+    search: FileName = Field(description="a space file listed in `searches`")
+    target: FileName = Field(description="a cells space file without genotype: N, F, data and training of the retraining")
     top: Annotated[int, Field(ge=1, le=100)] = 1
 
 
 class Study(Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    spaces: list[str] = Field(min_length=1, description="space files run on the embedded data, relative to the study")
-    searches: list[str] = Field(default_factory=list, description="cell searches run first, into the experiment `study-<name>-search`")
-    transfers: list[Transfer] = Field(default_factory=list)
-    full_spaces: list[str] = Field(default_factory=list, description="the full-scale variant (--full)")
-    full_searches: list[str] = Field(default_factory=list)
-    full_transfers: list[Transfer] = Field(default_factory=list)
-    seeds: list[Annotated[int, Field(ge=1)]] = Field([1, 2, 3], min_length=1)
-    rows: list[str] = Field(default_factory=list, description="report grouping (default: the axes that vary)")
-    cols: list[str] = Field(default_factory=list)
-    metric: str | None = None
+    spaces: list[FileName] = Field(min_length=1, max_length=MAX_FILES, description="space files run on the embedded data, relative to the study")
+    searches: list[FileName] = Field(
+        default_factory=list, max_length=MAX_FILES, description="cell searches run first, into the experiment `study-<name>-search`"
+    )
+    transfers: list[Transfer] = Field(default_factory=list, max_length=MAX_FILES)
+    full_spaces: list[FileName] = Field(default_factory=list, max_length=MAX_FILES, description="the full-scale variant (--full)")
+    full_searches: list[FileName] = Field(default_factory=list, max_length=MAX_FILES)
+    full_transfers: list[Transfer] = Field(default_factory=list, max_length=MAX_FILES)
+    # a seed becomes the space's search.seed, which KerasTuner takes up to 2**31 - 1
+    seeds: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field([1, 2, 3], min_length=1, max_length=MAX_SEEDS)
+    rows: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=100, description="report grouping (default: the axes that vary)"
+    )
+    cols: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=100)
+    metric: Annotated[str, Field(max_length=100)] | None = None
 
     def experiment(self, full: bool) -> str:
         return f"study-{self.name}" + ("-full" if full else "")
@@ -61,16 +70,10 @@ class StudyPlan:
 
 def load_study(folder: Path, full: bool = False) -> tuple[Study, StudyPlan]:
     """The study and the spaces of the chosen variant, all validated before anything runs."""
-    import yaml
-    from pydantic import ValidationError
-
     path = Path(folder) / STUDY_FILE
     if not path.is_file():
         raise SpaceError(path, [Problem("", f"no {STUDY_FILE} in {folder}")])
-    try:
-        study = Study.model_validate(yaml.safe_load(path.read_text()))
-    except (yaml.YAMLError, ValidationError) as error:
-        raise SpaceError(path, [Problem("", str(error).replace("\n", " "))]) from None
+    study = validated(Study, path, *read_yaml(path))  # read as safely as a space file
     spaces, searches, transfers = (
         (study.full_spaces, study.full_searches, study.full_transfers) if full else (study.spaces, study.searches, study.transfers)
     )
