@@ -94,11 +94,21 @@ def conv_unit(
     return x
 
 
+def pointwise(x, filters: int, strides: int, use_bias: bool, name: str):
+    """A 1x1 conv, subsampling first when strided: the same function and weights as a strided 1x1 conv.
+    oneDNN's kernel for the weight gradient of a strided 1x1 conv with fewer than 16 input channels writes
+    past its buffer on odd batches (SIGSEGV or a glibc abort in the trial process, oneDNN#6035); the
+    unit-stride kernel has no such bug."""
+    if strides > 1:
+        x = layers.MaxPooling2D(1, strides=strides, padding="same", name=f"{name}_subsample")(x)
+    return layers.Conv2D(filters, 1, use_bias=use_bias, name=f"{name}_conv")(x)
+
+
 def shortcut(x, filters: int, strides: int, style: UnitStyle, name: str):
     """Identity when the shape is unchanged, else a 1x1 projection (He et al. option B)."""
     if strides == 1 and x.shape[-1] == filters:
         return x
-    x = layers.Conv2D(filters, 1, strides=strides, use_bias=style.bn == "none", name=f"{name}_shortcut_conv")(x)
+    x = pointwise(x, filters, strides, use_bias=style.bn == "none", name=f"{name}_shortcut")
     if style.bn == "post":
         x = batch_norm(x, style, f"{name}_shortcut")
     return x

@@ -136,6 +136,8 @@ def _shortcut(t: Tally, side_out: int, c_in: int, c_out: int, strides: int, valu
     if strides == 1 and c_in == c_out:
         return
     t.weights(c_in * c_out + (c_out if values["bn"] == "none" else 0))
+    if strides > 1:
+        t.out(side_out, c_in)  # blocks.pointwise subsamples before its 1x1 conv
     t.out(side_out, c_out)
     if values["bn"] == "post":
         _bn(t, side_out, c_out)
@@ -255,8 +257,11 @@ def _cell_bn(t: Tally, side: int, channels: int) -> None:
 
 
 def _relu_conv_bn(t: Tally, side_in: int, side_out: int, c_in: int, c_out: int) -> None:
+    """A 1x1 conv (the only kernel the builder passes here), subsampled first when strided."""
     t.out(side_in, c_in)
     t.weights(c_in * c_out)
+    if side_out != side_in:
+        t.out(side_out, c_in)
     t.out(side_out, c_out)
     _cell_bn(t, side_out, c_out)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from search.models.blocks import pointwise
 from search.spec.genotypes import Block, Genotype, parse_genotype
 
 
@@ -92,7 +93,10 @@ class _CellBuilder:
 
     def relu_conv_bn(self, x, filters: int, kernel: int, strides: int, name: str):
         x = layers.Activation("relu", name=f"{name}_relu")(x)
-        x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        if kernel == 1:
+            x = pointwise(x, filters, strides, use_bias=False, name=name)
+        else:
+            x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
         return self.batch_norm(x, name)
 
     def batch_norm(self, x, name: str):
