@@ -264,3 +264,34 @@ def test_too_many_failed_trials_stop_the_chief_with_the_reason(tmp_path, monkeyp
             chief.serve(poll=0.05)
     finally:
         chief.server.stop(0)
+
+
+def test_a_full_disk_on_the_chief_stops_the_search_and_leaves_the_oracle_lock_free(tmp_path, monkeypatch):
+    """A state write that fails inside KerasTuner's oracle lock (a full disk) must not leave the lock held:
+    every worker's next request would hang. The chief stops the search with the error instead."""
+    import errno
+    import os
+    import threading
+
+    from search import files
+    from search.errors import StateError
+
+    oracle, chief, clients = _chief_and_clients(tmp_path, monkeypatch, max_trials=5)
+    try:
+        trial = clients["a"].create_trial("a")
+
+        def full_disk(descriptor, payload):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(files, "_write_all", full_disk)
+        _finish(clients["a"], trial)
+        assert isinstance(oracle.broken, StateError) and "No space left on device" in oracle.broken.message()
+        answer = {}
+        asking = threading.Thread(target=lambda: answer.update(status=clients["b"].create_trial("b").status), daemon=True)
+        asking.start()
+        asking.join(timeout=60)
+        assert answer.get("status") == "STOPPED", "the next request must be answered, not wait on a held lock"
+        with pytest.raises(StateError, match="No space left on device"):
+            chief.serve(poll=0.05)
+    finally:
+        chief.server.stop(0)

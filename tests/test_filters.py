@@ -33,6 +33,7 @@ FRAME = pd.DataFrame(
     "where, rows",
     [
         ("depth = 20 and residual == 'True'", [0]),
+        ("`depth` = 20", [0, 1]),  # backticks quote a column name, as for Hyperband's `tuner/epochs`
         ("residual = True", [0, 2, 4]),
         ("residual = 'False'", [1, 3]),
         ("residual != True", [1, 3]),
@@ -115,7 +116,7 @@ PAYLOADS = [
     "depth + 1 > 2",
     "depth ** 99999999 > 1",
     "(depth := 3) > 0",
-    "`depth` > 1",
+    "`depth > 1",
     "[x for x in ()]",
     "{1: 2}",
     "depth if True else bn",
@@ -156,7 +157,7 @@ def test_every_payload_is_refused_and_runs_nothing(payloads):
             filter_trials(FRAME, text)
         message = raised.value.message()
         assert message.startswith("--where ") and "\n" not in message and len(message) < 400, message
-        assert "not allowed" in message or "nested more than" in message or "longer than" in message or "expected" in message, message
+        assert "not allowed" in message or "not closed" in message or "nested more than" in message or "longer than" in message or "expected" in message, message
         assert not marker.exists(), text
 
 

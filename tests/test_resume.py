@@ -274,3 +274,17 @@ def test_a_setting_added_since_at_its_default_does_not_change_a_recorded_space()
     assert with_current_defaults(recorded) == current
     recorded["training"]["epochs"] = 3
     assert with_current_defaults(recorded)["training"]["epochs"] == 3  # a real change still shows
+
+
+def test_fresh_starts_over_a_state_file_damaged_beyond_repair(tmp_path):
+    """The refusal of a damaged archsearch.json says to use --fresh; --fresh must then get past it."""
+    space = write(tmp_path / "s.yaml", TINY_SPACE.replace("residual: [false, true]", "residual: true"))
+    uri, tuner = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "tuner"
+    state = tuner / "tiny" / "archsearch.json"
+    state.parent.mkdir(parents=True)
+    state.write_text('{"space": {"name": "ti')
+    refused = cli(space, uri, tuner)
+    assert refused.exit_code == 2 and "is damaged and has no good copy; run with --fresh" in refused.output, refused.output
+    result = cli(space, uri, tuner, "--fresh")
+    assert result.exit_code == 0, result.output
+    assert json.loads(state.read_text())["status"] == "finished"

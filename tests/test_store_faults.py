@@ -3,6 +3,7 @@ commands never create a store; a tracking server that stops answering is waited 
 and given up on after --tracking-timeout with the search's state kept for a resume."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from search.cli import app
-from search.tracking.client import Tracker
+from search.tracking.client import Tracker, create_sqlite_store
 from search.tracking.tags import PARENT_TAG, ROLE_TAG, SEARCH_ROLE, TRIAL_ROLE
 
 runner = CliRunner()
@@ -109,18 +110,29 @@ def test_a_server_that_never_answers_is_given_up_on_after_the_timeout(tmp_path):
     assert time.monotonic() - started >= 3
 
 
-class Server:
-    """`archsearch server` on a loopback port, over one sqlite store that outlives it."""
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory) -> Path:
+    """A new MLflow store, built once: a server started on a copy skips MLflow's table migrations."""
+    db = tmp_path_factory.mktemp("empty") / "mlflow.db"
+    create_sqlite_store(db)
+    return db
 
-    def __init__(self, folder: Path):
+
+class Server:
+    """An MLflow tracking server on a loopback port (one worker, as `archsearch server` runs it otherwise),
+    over a sqlite store that outlives it."""
+
+    def __init__(self, folder: Path, store: Path):
         self.folder, self.port, self.process = folder, free_port(), None
         self.uri = f"http://127.0.0.1:{self.port}"
+        shutil.copy(store, folder / "mlflow.db")
 
     def start(self):
-        command = [sys.executable, "-m", "search.cli", "server", "--port", str(self.port),
-                   "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}", "--artifacts", str(self.folder / "artifacts")]
+        command = [sys.executable, "-m", "mlflow", "server", "--port", str(self.port), "--host", "127.0.0.1", "--workers", "1",
+                   "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}", "--artifacts-destination", str(self.folder / "artifacts")]
         log = open(self.folder / "server.log", "a")  # noqa: SIM115 - the server's for its life
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+                                        env=os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
         deadline = time.monotonic() + 90
         while True:
             try:
@@ -129,6 +141,9 @@ class Server:
             except Exception:  # noqa: BLE001 - not up yet: any failure to answer
                 assert time.monotonic() < deadline and self.process.poll() is None, (self.folder / "server.log").read_text()
                 time.sleep(0.5)
+
+    def signal(self, number: int):
+        os.killpg(self.process.pid, number)
 
     def stop(self):
         if self.process is not None and self.process.poll() is None:
@@ -143,36 +158,53 @@ def wait_for(condition, what: str, seconds: float = 240):
         time.sleep(0.3)
 
 
-def test_a_search_waits_for_a_killed_server_and_continues_when_it_is_back(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    server = Server(tmp_path)
+def test_a_search_waits_for_a_frozen_server_continues_when_it_answers_and_gives_up_after_the_timeout(tmp_path, empty_store):
+    """Mid-search, with the server frozen (SIGSTOP: its requests time out) at chosen moments: once thawed while
+    the search waits (it continues), then left frozen (exit 2 after --tracking-timeout, state kept). The same
+    command then ends the search: every trial FINISHED once, nothing left RUNNING."""
+    impatient = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2", "COLUMNS": "200"}  # the search's
+    server = Server(tmp_path, empty_store)
     server.start()
-    space = write(tmp_path / "tiny.yaml", TINY_SPACE)  # two trials: the second trains while the server is down
+    space = write(tmp_path / "four.yaml", TINY_SPACE.replace("depth: 8", "depth: [8, 14]").replace("epochs: 2", "epochs: 1"))
+    client = MlflowClient(server.uri)
+
+    def trials(status):
+        experiment = client.get_experiment_by_name("tiny")
+        found = client.search_runs([experiment.experiment_id]) if experiment else []
+        return [r for r in found if PARENT_TAG in r.data.tags and r.info.status == status]
+
+    def search(log: Path) -> subprocess.Popen:
+        command = [sys.executable, "-m", "search.cli", "run", str(space), "--tracking-uri", server.uri,
+                   "--tuner-dir", str(tmp_path / "tuner"), "--tracking-timeout", "10"]
+        with open(log, "w") as out:
+            return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=os.environ | impatient)
+
     log = tmp_path / "search.log"
-    command = [sys.executable, "-m", "search.cli", "run", str(space), "--tracking-uri", server.uri,
-               "--tuner-dir", str(tmp_path / "tuner"), "--tracking-timeout", "300"]
-    with open(log, "w") as out:
-        search = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path, env=os.environ | {"COLUMNS": "200"})
+    first, again = search(log), None
     try:
-        client = MlflowClient(server.uri)
-
-        def finished_trials():
-            experiment = client.get_experiment_by_name("tiny")
-            found = client.search_runs([experiment.experiment_id]) if experiment else []
-            return [r for r in found if PARENT_TAG in r.data.tags and r.info.status == "FINISHED"]
-
-        wait_for(lambda: len(finished_trials()) >= 1 or search.poll() is not None, "the first finished trial")
-        server.stop()
-        wait_for(lambda: "waiting for the tracking server" in log.read_text() or search.poll() is not None, "the waiting note")
-        assert search.poll() is None, log.read_text()
-        server.start()
-        assert search.wait(timeout=600) == 0, log.read_text()
+        wait_for(lambda: len(trials("FINISHED")) >= 1 or first.poll() is not None, "the first finished trial")
+        server.signal(signal.SIGSTOP)
+        wait_for(lambda: "waiting for the tracking server" in log.read_text() or first.poll() is not None, "the waiting note")
+        server.signal(signal.SIGCONT)
+        wait_for(lambda: "answers again" in log.read_text() or first.poll() is not None, "the search to go on")
+        assert first.poll() is None, log.read_text()
+        wait_for(lambda: len(trials("FINISHED")) >= 2 or first.poll() is not None, "the second finished trial")
+        server.signal(signal.SIGSTOP)
+        assert first.wait(timeout=300) == 2, log.read_text()
+        server.signal(signal.SIGCONT)
         text = log.read_text()
-        assert f"the tracking server at {server.uri} answers again" in text
-        trials = finished_trials()
-        ids = [r.data.params["trial_id"] for r in trials]
-        assert sorted(ids) == sorted(set(ids)) and len(ids) == 2, "every trial FINISHED once"
+        assert f"the tracking server at {server.uri} did not answer for 10 s (--tracking-timeout)" in text
+        assert "Traceback" not in text
+        assert len(trials("FINISHED")) < 4, "the search stopped at the timeout, not going on with unlogged trials"
+
+        again = search(tmp_path / "again.log")
+        assert again.wait(timeout=600) == 0, (tmp_path / "again.log").read_text()
+        ids = [r.data.params["trial_id"] for r in trials("FINISHED")]
+        assert sorted(ids) == sorted(set(ids)) and len(ids) == 4, "every trial FINISHED once"
+        assert trials("RUNNING") == [], "what the timeout left RUNNING is ended on resume"
     finally:
-        if search.poll() is None:
-            search.kill()
+        for process in (first, again):
+            if process is not None and process.poll() is None:
+                process.kill()
+        server.signal(signal.SIGCONT)
         server.stop()

@@ -175,6 +175,8 @@ def server(
     typer.echo(f"MLflow tracking server on http://{host}:{port} (store {backend_store_uri}, artifacts {artifacts}); "
                f"clients: --tracking-uri http://{host}:{port}")
     sys.stdout.flush()
+    # MLflow 3 starts five job-runner processes for its GenAI jobs beside the server; runs need none of them
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     os.execv(sys.executable, [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
                               "--artifacts-destination", str(artifacts.resolve()), "--host", host, "--port", str(port)])
 

@@ -246,7 +246,7 @@ def _index_folder(path: Path) -> tuple[list[Path], list[int], list[str]]:
         for label, name in enumerate(classes):
             found = [
                 Path(root) / file
-                for root, _, names in sorted(os.walk(path / name), key=lambda walked: walked[0])
+                for root, _, names in sorted(os.walk(path / name, onerror=_unreadable), key=lambda walked: walked[0])
                 for file in sorted(names)
                 if file.lower().endswith(IMAGE_FORMATS)
             ]
@@ -257,6 +257,11 @@ def _index_folder(path: Path) -> tuple[list[Path], list[int], list[str]]:
     if len(classes) < 2:
         raise DataError(f"dataset.path: {path} must hold one sub-folder per class, at least two (found {len(classes)})")
     return files, labels, classes
+
+
+def _unreadable(error: OSError) -> None:
+    """os.walk skips a folder it cannot list, and its images with it: a class would silently shrink."""
+    raise DataError(f"dataset.path: cannot read {error.filename}: {error.strerror}")
 
 
 def _load_folder(path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -79,7 +79,7 @@ class Chief:
         "stop": a lost worker's trial may yet come back to be handed out again. After a fatal error, "stop"."""
         with self.lock:
             self.worker_heard[tuner_id] = time.monotonic()
-        if self.oracle.stopped:
+        if self.oracle.stopped or self.oracle.broken:
             return Trial(self.oracle.get_space(), trial_id="", status=TrialStatus.STOPPED)
         trial = self.oracle.create_trial(tuner_id)
         if trial.status == TrialStatus.RUNNING:
@@ -106,10 +106,12 @@ class Chief:
                 for tuner_id in lost_workers():
                     self.reclaim(tuner_id)  # its worker process exited
                 self.reclaim_silent()
-                if self.done():
+                if self.done() or self.oracle.broken:
                     break
         finally:
             self.server.stop(grace=1.0)
+        if self.oracle.broken:
+            raise self.oracle.broken
         if self.oracle.stopped:
             raise SearchStopped(self.oracle.stopped)
 

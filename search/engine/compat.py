@@ -30,15 +30,26 @@ from search.files import write_atomic
 ORACLE_FILE, TRIAL_FILE = "oracle.json", "trial.json"  # the state files of a search folder
 
 
+class StopSearch(kt.errors.FatalError):
+    """Carries an error that must end the whole search out of a trial: KerasTuner marks a trial that raises
+    anything but a FatalError INVALID and goes on, never to run it again (`DeclaringTuner.search` raises
+    the carried error itself)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
 def quiet_failed_trials() -> None:
     """KerasTuner prints a traceback per failed trial; archsearch shows and logs the reason instead."""
     _config.DEBUG = False
 
 
-def write_state(path: str, state: dict) -> None:
-    """KerasTuner's JSON state, written atomically, keeping the replaced file as the last good copy."""
+def write_state(path: str, state: dict, keep_previous: bool = True) -> None:
+    """KerasTuner's JSON state, written atomically, keeping the replaced file as the last good copy
+    (not when a damaged file is replaced: it is no copy worth keeping)."""
     with reported_as(StateError, f"write the search's state {path}"):
-        write_atomic(path, json.dumps(state), keep_previous=True)
+        write_atomic(path, json.dumps(state), keep_previous=keep_previous)
 
 
 def rebuilt_oracle_state(oracle, trials: dict[str, dict]) -> dict:
@@ -67,6 +78,12 @@ class DeclaringTuner(BaseTuner):
     def declare(self, hp: kt.HyperParameters) -> None:
         raise NotImplementedError
 
+    def search(self, *fit_args, **fit_kwargs):
+        try:
+            super().search(*fit_args, **fit_kwargs)
+        except StopSearch as stop:
+            raise stop.error from None
+
     def save(self):
         if not self._is_worker():
             self.oracle.save()
@@ -83,17 +100,27 @@ class Oracle:
 
     Too many failed trials in a row become `SearchStopped`; on a chief (`served`), the reason is kept in
     `stopped` instead, because KerasTuner raises it inside `end_trial` holding a lock it never releases.
-    State files are written atomically (`write_state`). The other methods are the chief's bookkeeping over
-    the oracle's private state."""
+    State files are written atomically (`write_state`); on a chief, a write that fails (a full disk) is kept
+    in `broken` for the same reason, and the chief stops the search with it. The other methods are the
+    chief's bookkeeping over the oracle's private state."""
 
     served = False
     stopped: str | None = None
+    broken: StateError | None = None
 
     def save(self):
-        write_state(self._get_oracle_fname(), self.get_state())
+        self._write(self._get_oracle_fname(), self.get_state())
 
     def _save_trial(self, trial):
-        write_state(os.path.join(self._get_trial_dir(trial.trial_id), TRIAL_FILE), trial.get_state())
+        self._write(os.path.join(self._get_trial_dir(trial.trial_id), TRIAL_FILE), trial.get_state())
+
+    def _write(self, path: str, state: dict) -> None:
+        try:
+            write_state(path, state)
+        except StateError as error:
+            if not self.served:
+                raise
+            self.broken = self.broken or error
 
     def _check_consecutive_failures(self):
         try:

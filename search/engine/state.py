@@ -9,6 +9,7 @@ file, when no good copy is left, from the trial files. What cannot be rebuilt is
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -24,36 +25,43 @@ from search.spec.schema import Space
 
 _TRIAL_KEYS = {"trial_id", "hyperparameters", "metrics", "score", "best_step", "status", "message"}
 _ORACLE_KEYS = {"ongoing_trials", "hyperparameters", "start_order", "end_order", "run_times", "retry_queue"}
+_TYPES = {  # what KerasTuner's reload indexes into, so what a parseable but damaged file must still be
+    "trial_id": str, "hyperparameters": dict, "metrics": dict, "status": str,
+    "ongoing_trials": dict, "start_order": list, "end_order": list, "run_times": dict, "retry_queue": list,
+}
 
 
 def repair_state(project: Path, space: Space, finished: Callable[[], Mapping[str, dict]]) -> list[str]:
     """Make every state file in `project` readable again; returns one line per file repaired.
 
     `finished()` maps the trial ids of the search's FINISHED MLflow runs to {"params": ..., "metrics": ...};
-    it is asked only when a trial file is damaged."""
+    it is asked once, and only when a trial file is damaged. A repaired file replaces the damaged one without
+    keeping it as the last good copy."""
     repaired = []
     trials = {}
+    records = functools.cache(finished)
     for folder in sorted(project.glob("trial_*")):
         path = folder / TRIAL_FILE
         state = _readable(path, _TRIAL_KEYS)
         trial_id = folder.name.removeprefix("trial_")
         if state is None and path.exists():
-            state, source = _rebuilt_trial(path, trial_id, space, finished().get(trial_id))
-            write_state(str(path), state)
+            state, source = _rebuilt_trial(path, trial_id, space, records().get(trial_id))
+            write_state(str(path), state, keep_previous=False)
             repaired.append(f"{path}: damaged; rebuilt from {source}")
         if state is not None:
             trials[state["trial_id"]] = state
     path = project / ORACLE_FILE
     state = _readable(path, _ORACLE_KEYS)
-    if path.exists() and (state is None or not _refers_to_known_trials(state, trials)):
+    if (path.exists() or trials) and (state is None or not _refers_to_known_trials(state, trials)):
+        what = "damaged" if path.exists() else "missing"
         state, source = _last_good(path, _ORACLE_KEYS), "its last good copy"
         if state is None or not _refers_to_known_trials(state, trials):
             state, source = rebuilt_oracle_state(_declared_oracle(space), trials), f"the {len(trials)} trial files"
-        write_state(str(path), state)
-        repaired.append(f"{path}: damaged; rebuilt from {source}")
+        write_state(str(path), state, keep_previous=False)
+        repaired.append(f"{path}: {what}; rebuilt from {source}")
     for path in project.glob("*.json"):  # the tuner's own file holds no state of its own
         if path.name not in (ORACLE_FILE,) and path.name.startswith("tuner") and _readable(path, set()) is None:
-            write_state(str(path), {})
+            write_state(str(path), {}, keep_previous=False)
             repaired.append(f"{path}: damaged; rewritten (it holds no search state)")
     return repaired
 
@@ -74,7 +82,9 @@ def _readable(path: Path, keys: set[str]) -> dict | None:
         state = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-    return state if isinstance(state, dict) and keys <= state.keys() else None
+    if not isinstance(state, dict) or not keys <= state.keys():
+        return None
+    return state if all(isinstance(state[key], _TYPES.get(key, object)) for key in keys) else None
 
 
 def _last_good(path: Path, keys: set[str]) -> dict | None:

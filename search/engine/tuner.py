@@ -20,6 +20,7 @@ from search.engine.hypermodel import declare
 from search.engine.oracles import STRATEGIES, make_oracle
 from search.engine.trial_process import TrialJob, TrialProcess
 from search.engine.trial_server import process_context
+from search.errors import TrackingUnreachable
 from search.reporting.progress import TrialObserver
 from search.spec.metrics import best_metric
 from search.spec.schema import Space
@@ -77,6 +78,12 @@ class TrackedTuner(compat.DeclaringTuner):
             self.trial_process.close()
 
     def run_trial(self, trial, *args, **kwargs):
+        try:
+            return self._tracked_trial(trial)
+        except TrackingUnreachable as error:  # nothing can be logged: the search stops, its state kept for a resume
+            raise compat.StopSearch(error) from None
+
+    def _tracked_trial(self, trial):
         hp = trial.hyperparameters
         values = declare(hp, self.space)  # the space's names: searched cells as one `genotype`
         recorded = self.tracker.finished_trial(self.parent_id, trial.trial_id)
@@ -99,6 +106,8 @@ class TrackedTuner(compat.DeclaringTuner):
             self.tracker.log_curves(run_id, _mean_curve(curves), first_step=hp.values.get("tuner/initial_epoch", 0) + 1)
             self.tracker.log_metrics(run_id, metrics)
             self.tracker.end_run(run_id, "FINISHED")
+        except TrackingUnreachable:
+            raise  # ending the run would wait for the server again
         except BaseException as error:  # the run must not stay RUNNING, whatever failed
             status, reason = _status_and_reason(error)
             self.tracker.end_run(run_id, status, reason=reason)

@@ -54,6 +54,8 @@ def conv(x, filters: int, kernel: int, style: UnitStyle, name: str, strides: int
         return layers.SeparableConv2D(
             filters, kernel, strides=strides, padding="same", use_bias=use_bias, name=f"{name}_sepconv"
         )(x)
+    if kernel == 1:
+        return pointwise(x, filters, strides, use_bias, name)
     return layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=use_bias, name=f"{name}_conv")(x)
 
 
@@ -97,8 +99,8 @@ def conv_unit(
 def pointwise(x, filters: int, strides: int, use_bias: bool, name: str):
     """A 1x1 conv, subsampling first when strided: the same function and weights as a strided 1x1 conv.
     oneDNN's kernel for the weight gradient of a strided 1x1 conv with fewer than 16 input channels writes
-    past its buffer on odd batches (SIGSEGV or a glibc abort in the trial process, oneDNN#6035); the
-    unit-stride kernel has no such bug."""
+    past its buffer on odd batches (SIGSEGV or a glibc abort in the trial process; oneDNN's issue 6035);
+    the unit-stride kernel has no such bug."""
     if strides > 1:
         x = layers.MaxPooling2D(1, strides=strides, padding="same", name=f"{name}_subsample")(x)
     return layers.Conv2D(filters, 1, use_bias=use_bias, name=f"{name}_conv")(x)

@@ -109,6 +109,8 @@ def _conv(t: Tally, side_in: int, side_out: int, c_in: int, c_out: int, kernel: 
         t.out(side_out, c_in)  # the depthwise output
     else:
         t.weights(kernel * kernel * c_in * c_out + bias)
+        if kernel == 1 and side_out != side_in:
+            t.out(side_out, c_in)  # blocks.pointwise subsamples before its 1x1 conv
     t.out(side_out, c_out)
 
 

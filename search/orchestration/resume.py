@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from search.errors import SearchBusy, StateError, reported_as
 from search.files import PREVIOUS_SUFFIX, write_atomic
 from search.spec.schema import Space
+from search.tracking.locations import sqlite_path
 
 STATE_FILE = "archsearch.json"
 LOCK_FILE = ".lock"
@@ -51,8 +53,14 @@ class SearchState:
             state = cls._parsed(path.with_name(path.name + PREVIOUS_SUFFIX))
             if state is None:
                 raise StateError(f"{path} is damaged and has no good copy; run with --fresh to start the search over")
-            state.write(project)
+            state.write(project, keep_previous=False)  # the damaged file is no copy worth keeping
         return state
+
+    @classmethod
+    def readable(cls, project: Path) -> SearchState | None:
+        """What `read` gives, or None where the state cannot be read: what `--fresh` abandons, if anything."""
+        path = project / STATE_FILE
+        return cls._parsed(path) or cls._parsed(path.with_name(path.name + PREVIOUS_SUFFIX))
 
     @classmethod
     def _parsed(cls, path: Path) -> SearchState | None:
@@ -61,11 +69,11 @@ class SearchState:
         except (OSError, ValueError, TypeError):
             return None
 
-    def write(self, project: Path) -> None:
-        """Atomically, so a kill mid-write never leaves half a file."""
+    def write(self, project: Path, keep_previous: bool = True) -> None:
+        """Atomically, so a kill mid-write never leaves half a file; the file replaced is the last good copy."""
         with reported_as(StateError, f"write the search's state {project / STATE_FILE}"):
             project.mkdir(parents=True, exist_ok=True)
-            write_atomic(project / STATE_FILE, json.dumps(asdict(self), indent=2), keep_previous=True)
+            write_atomic(project / STATE_FILE, json.dumps(asdict(self), indent=2), keep_previous=keep_previous)
 
     def ended(self, status: str) -> SearchState:
         return dataclasses.replace(self, status=status)
@@ -89,9 +97,14 @@ def exclusive_search(key: str, tracking_uri: str, project: Path):
     search under two `--tuner-dir`s would otherwise run twice into one experiment. The lock lives in a
     per-user folder of this machine (`$XDG_RUNTIME_DIR`, else the temporary folder)."""
     folder = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"archsearch-{os.getuid()}"
-    name = hashlib.sha256(f"{key}\n{tracking_uri}".encode()).hexdigest()[:32] + ".lock"
+    store = sqlite_path(tracking_uri)  # the same store however its path is written
+    name = hashlib.sha256(f"{key}\n{store.resolve() if store else tracking_uri}".encode()).hexdigest()[:32] + ".lock"
     with reported_as(StateError, f"create the lock folder {folder}"):
         folder.mkdir(mode=0o700, exist_ok=True)
+        mode = folder.lstat()
+    if not stat.S_ISDIR(mode.st_mode) or mode.st_uid != os.getuid() or mode.st_mode & 0o077:
+        raise StateError(f"the lock folder {folder} is not a private folder of this user (a link, another owner, "
+                         "or open to others); remove it, or set XDG_RUNTIME_DIR to a private folder")
     with _held(folder / name, f"process {os.getpid()} in {project.resolve()}") as owner:
         if owner is not None:
             raise SearchBusy(f"this search (same space, data and tracking URI) is being run by {owner}; wait for it or stop it first")
@@ -102,8 +115,8 @@ def exclusive_search(key: str, tracking_uri: str, project: Path):
 def _held(path: Path, me: str):
     """Try to lock `path`; yields None when this process holds it (the file then names `me`), else
     what the file says of the holder."""
-    with reported_as(StateError, f"open the lock file {path}"):
-        lock = open(path, "a+")  # noqa: SIM115 - held for the whole search
+    with reported_as(StateError, f"open the lock file {path}"):  # never through a link someone else put there
+        lock = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600), "r+")
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

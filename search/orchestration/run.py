@@ -111,7 +111,7 @@ def _run_search(
                 return SearchResult(uri, tracker.experiment_id, previous.parent_id, tracker.runs(previous.parent_id), "already done")
             previous = None  # a new question: a new search beside the old one
     elif fresh:
-        _abandon(SearchState.read(project))
+        _abandon(SearchState.readable(project))
     tracker = Tracker(uri, space.experiment, patience)
     params, tags = run_context(space, space_path, data, origin)
     if previous is not None:

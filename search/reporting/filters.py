@@ -3,7 +3,8 @@
 User text is never handed to `eval`, `DataFrame.query` or `pd.eval`: those run Python, so a filter could
 call functions and read or write files. Here the text is tokenized and parsed by hand, and the only things
 that exist are column names, literals (numbers, quoted strings, True/False), comparisons (`=` means
-`==`), `in [...]` / `not in [...]`, `and` / `or` / `not` and parentheses. Anything else is refused with
+`==`), `in [...]` / `not in [...]`, `and` / `or` / `not` and parentheses; a column whose name is not a
+plain word is written in backticks (`` `tuner/epochs` ``). Anything else is refused with
 one line saying what, and the input is bounded in length and nesting so no text can exhaust the stack.
 """
 
@@ -28,6 +29,7 @@ TOKEN = re.compile(
     |(?P<number>{NUMBER})
     |(?P<name>[A-Za-z_][A-Za-z0-9_]*)
     |(?P<string>'[^'\\\x00-\x1f\x7f]*'|"[^"\\\x00-\x1f\x7f]*")
+    |(?P<column>`[^`\\\x00-\x1f\x7f]+`)
     |(?P<op>==|!=|<=|>=|<|>|=|\(|\)|\[|\]|,|-)
     |(?P<other>.)""",
     re.VERBOSE | re.DOTALL,
@@ -40,7 +42,7 @@ COMPARISONS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": ope
 FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 CHARACTERS = {
     "@": "'@' (Python variables) is not allowed",
-    "`": "backticks are not allowed: write column names bare",
+    "`": "a backtick-quoted column name is not closed (or holds characters that are not allowed)",
     ".": "'.' (attribute access) is not allowed",
     "\\": "backslashes are not allowed",
     "&": "'&' is not allowed: write 'and'",
@@ -341,6 +343,8 @@ class _Parser:
             return _number(token.text)
         if token.kind == "string":
             return token.text[1:-1]
+        if token.kind == "column":  # `tuner/epochs`: a column whose name is not a plain word
+            return Column(self.known(token.text[1:-1]))
         if token.kind != "name" or token.text in WORDS - {"True", "False"}:
             raise _Refused(f"expected a column or a value, found {self.described(token)}")
         if after.kind == "string" and after.start == token.end and token.text.lower() in STRING_PREFIXES:

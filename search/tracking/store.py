@@ -45,6 +45,11 @@ def check_store(db: Path) -> str:
                 problems = [row[0] for row in connection.execute("PRAGMA quick_check(1)")]
                 if problems != ["ok"]:
                     raise sqlite3.DatabaseError(problems[0])
+    except sqlite3.OperationalError as error:  # busy or unreadable: not damage, and no reason to move it away
+        if "locked" in str(error) or "unable to open" in str(error):
+            raise TrackingError(f"cannot read the MLflow store {db}: {error} (another process may hold it, "
+                                "or its folder may not be readable); try again") from None
+        raise TrackingError(damaged(db, error)) from None
     except sqlite3.DatabaseError as error:
         raise TrackingError(damaged(db, error)) from None
     if revision is None:
