@@ -1,7 +1,8 @@
 """Data sets by name -> raw image and label arrays (no split, no scaling beyond [0, 1]).
 
 The embedded default is scikit-learn's handwritten digits (1,797 8x8 images), so every space runs
-without a network. Every source is first described without reading its pixels (`describe_arrays`), so
+without a network. MNIST and Fashion-MNIST are read offline from IDX files or Keras' cache (`find_named`),
+never downloaded. Every source is first described without reading its pixels (`describe_arrays`), so
 that a data set too large for the machine, or an `.npz` whose header lies, is refused before it is read;
 what is read is then checked (`check_arrays`), so that unusable data fails here, with the file named,
 rather than in every trial.
@@ -9,19 +10,36 @@ rather than in every trial.
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Literal
 
 import numpy as np
 
 from search.errors import DataError, reported_as
+from search.spec.reader import IDX_TRAIN_FILES
 from search.spec.schema import Dataset
 
-KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+KERAS_DATASETS = ("cifar10", "cifar100")  # still loaded (downloaded once) by keras.datasets
+IDX_SETS = ("mnist", "fashion_mnist")  # read offline: dataset.path, Keras' cache, Debian's package
+# Where Debian's `dataset-fashion-mnist` package puts the four IDX files (gzipped)
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+# (images, labels) file names of each part, each file plain or with `.gz`
+IDX_FILES = {"train": IDX_TRAIN_FILES, "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+# The IDX type code (third byte of the magic number) -> its big-endian dtype
+IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+# Deflate expands data at most about 1032-fold: a gzip member claiming more is forged
+GZIP_MAX_RATIO = 1032
+READ_CHUNK = 1 << 20  # bytes per read: a gzip stream's readinto would otherwise copy the whole request
+# How Keras names them in its cache folder (keras/src/datasets/mnist.py, fashion_mnist.py)
+KERAS_CACHE_NAMES = {"mnist": "mnist.npz", "fashion_mnist": "fashion-mnist"}
 # (images, height, width, channels, classes) of the named sets: known without loading them
 KNOWN_SHAPES = {
     "digits": (1797, 8, 8, 1, 10),
@@ -54,7 +72,12 @@ class ArrayInfo:
 
 def describe_input(spec: Dataset) -> tuple[tuple[int, int, int], int]:
     """(input shape, number of classes) without reading the pixels: from the table of named sets, an
-    `.npz`'s headers and labels, a folder's class folders."""
+    `.npz`'s headers and labels, a folder's class folders, the IDX headers and labels of MNIST or
+    Fashion-MNIST where they are found (else the table: the data is looked for again when it is loaded)."""
+    if spec.name in IDX_SETS and (source := find_named(spec)) is not None:
+        info = _describe_named(source, "train")
+        _, y, _, labels = _read_named(source, "train", images=False)
+        return (spec.input_size, spec.input_size, info.channels), _check_labels(y, f"dataset.path: {labels}")
     if spec.name in KNOWN_SHAPES:
         *_, channels, classes = KNOWN_SHAPES[spec.name]
         return (spec.input_size, spec.input_size, channels), classes
@@ -74,7 +97,11 @@ def describe_input(spec: Dataset) -> tuple[tuple[int, int, int], int]:
 
 def describe_arrays(spec: Dataset) -> ArrayInfo:
     """Size and shape of the data set from what can be read cheaply: a table, the `.npz` headers, the
-    folder's file list. An `.npz` whose headers are malformed or claim more than the file holds is refused."""
+    folder's file list, the IDX headers. An `.npz` or IDX file whose headers are malformed or claim more
+    than the file holds is refused. MNIST and Fashion-MNIST not found on this machine are described by the
+    table (`load_arrays` then says where to get them)."""
+    if spec.name in IDX_SETS and (source := find_named(spec)) is not None:
+        return _describe_named(source, "train")
     if spec.name in KNOWN_SHAPES:
         n, h, w, c, _ = KNOWN_SHAPES[spec.name]
         return ArrayInfo(n, h, w, c, spec.name)
@@ -91,11 +118,15 @@ def describe_arrays(spec: Dataset) -> ArrayInfo:
 
 def load_arrays(spec: Dataset, before_decoding: Callable[[ArrayInfo], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The images (float32 in [0, 1] for 8-bit sources) and labels, checked. `before_decoding` is called
-    with the source's `ArrayInfo` before its pixels are read (a memory check)."""
-    info = describe_arrays(spec)
+    with the source's `ArrayInfo` before its pixels are read (a memory check). MNIST and Fashion-MNIST
+    are their training part (60,000 images); `load_test_arrays` gives their test part."""
+    source = _found(spec) if spec.name in IDX_SETS else None
+    info = describe_arrays(spec) if source is None else _describe_named(source, "train")
     if before_decoding is not None:
         before_decoding(info)
-    if spec.name == "digits":
+    if source is not None:
+        x, y, _, _ = _read_named(source, "train")
+    elif spec.name == "digits":
         from sklearn.datasets import load_digits
 
         digits = load_digits()
@@ -107,6 +138,16 @@ def load_arrays(spec: Dataset, before_decoding: Callable[[ArrayInfo], None] | No
     else:
         x, y = _load_folder(Path(spec.path), spec.input_size)
     check_arrays(x, y, info.source)
+    return x, y
+
+
+def load_test_arrays(spec: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The official test part of MNIST or Fashion-MNIST (`t10k-*`: 10,000 images), from where the training
+    part is found, as `load_arrays` returns it: float32 images in [0, 1] and labels, checked."""
+    if spec.name not in IDX_SETS:
+        raise DataError(f"dataset.name: {spec.name!r} has no official test part here; only {' and '.join(IDX_SETS)} do")
+    x, y, images, _ = _read_named(_found(spec), "test")
+    check_arrays(x, y, str(images))
     return x, y
 
 
@@ -151,6 +192,234 @@ def _check_labels(y: np.ndarray, where: str) -> int:
     return len(classes)
 
 
+@dataclass(frozen=True)
+class NamedSource:
+    """Where MNIST or Fashion-MNIST was found: a folder of IDX files, or Keras' `mnist.npz`."""
+
+    name: str
+    kind: Literal["idx", "npz"]
+    path: Path
+    remedy: str  # what to do about a damaged file there
+
+
+@dataclass(frozen=True)
+class IdxHeader:
+    """An IDX file's header, checked against the file's size: `offset` bytes, then `shape` of `dtype`."""
+
+    path: Path
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    offset: int
+
+
+def keras_cache() -> Path:
+    """The folder keras.datasets keeps its downloads in, resolved as Keras resolves it (its backend config
+    and `get_file`): $KERAS_HOME, else ~/.keras (/tmp/.keras where home is not writable), and
+    /tmp/.keras where that is not writable; then its `datasets` sub-folder."""
+    if "KERAS_HOME" in os.environ:
+        base = os.environ["KERAS_HOME"]
+    else:
+        home = os.path.expanduser("~")
+        base = os.path.join(home if os.access(home, os.W_OK) else "/tmp", ".keras")
+    base = os.path.expanduser(base)
+    if not _writable(Path(base)):
+        base = os.path.join("/tmp", ".keras")
+    return Path(base) / "datasets"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether Keras could write into `folder`: it creates a missing one where its parent allows."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
+
+
+def idx_files(folder: Path, part: str) -> tuple[Path, Path] | None:
+    """The (images, labels) IDX files of `part` ("train" or "test") in `folder`, each plain or gzipped
+    (plain first); None unless both are there."""
+    found = []
+    with reported_as(DataError, f"read {folder}"):
+        for name in IDX_FILES[part]:
+            file = next((f for f in (folder / name, folder / f"{name}.gz") if f.is_file()), None)
+            if file is None:
+                return None
+            found.append(file)
+    return found[0], found[1]
+
+
+def find_named(spec: Dataset) -> NamedSource | None:
+    """Where MNIST or Fashion-MNIST can be read without a network, in this order: `dataset.path`, Keras'
+    cache, Debian's `dataset-fashion-mnist` package (Fashion-MNIST only). Nothing here downloads."""
+    if spec.path is not None:
+        return NamedSource(spec.name, "idx", Path(spec.path), "replace it with a good copy")
+    cache = keras_cache() / KERAS_CACHE_NAMES[spec.name]
+    redownload = (f"delete it (keras.datasets.{spec.name}.load_data() downloads it again on a machine with a "
+                  "network) or set dataset.path to a folder of good IDX files")
+    if spec.name == "mnist":
+        with reported_as(DataError, f"read {cache}"):
+            if cache.is_file():
+                return NamedSource(spec.name, "npz", cache, redownload)
+    elif idx_files(cache, "train") is not None:
+        return NamedSource(spec.name, "idx", cache, redownload)
+    if spec.name == "fashion_mnist" and idx_files(DEBIAN_FASHION_MNIST, "train") is not None:
+        return NamedSource(spec.name, "idx", DEBIAN_FASHION_MNIST, "reinstall it: apt-get install --reinstall dataset-fashion-mnist")
+    return None
+
+
+def _found(spec: Dataset) -> NamedSource:
+    source = find_named(spec)
+    if source is not None:
+        return source
+    name = spec.name
+    looked = [f"{keras_cache() / KERAS_CACHE_NAMES[name]} (Keras' cache)"]
+    how = []
+    if name == "fashion_mnist":
+        looked.append(f"{DEBIAN_FASHION_MNIST} (Debian's dataset-fashion-mnist)")
+        how.append("install it with `apt-get install dataset-fashion-mnist`")
+    how.append(f"run `python -c 'import keras; keras.datasets.{name}.load_data()'` once on a machine with a network "
+               "(it fills Keras' cache, which can be copied)")
+    images, labels = IDX_FILES["train"]
+    how.append(f"or set dataset.path to a folder holding {images} and {labels} (each optionally .gz)")
+    raise DataError(f"dataset.path: {name} is not on this machine (looked in {' and '.join(looked)}); {', '.join(how)}")
+
+
+def _part_files(source: NamedSource, part: str) -> tuple[Path, Path]:
+    files = idx_files(source.path, part)
+    if files is None:
+        images, labels = IDX_FILES[part]
+        raise DataError(f"dataset.path: {source.path} lacks the {part} files {images} and {labels} (each optionally .gz); "
+                        f"add them or {source.remedy}")
+    return files
+
+
+def _describe_named(source: NamedSource, part: str) -> ArrayInfo:
+    """The part's size from its headers: IDX headers checked against the files' sizes, or the `.npz`'s."""
+    if source.kind == "npz":
+        (n, h, w, *channels), _ = _npz_headers(source.path, f"x_{part}", f"y_{part}")
+        return ArrayInfo(n, h, w, channels[0] if channels else 1, str(source.path))
+    images, _ = _idx_headers(source, part)
+    n, h, w = images.shape
+    return ArrayInfo(n, h, w, 1, str(images.path))
+
+
+def _idx_headers(source: NamedSource, part: str) -> tuple[IdxHeader, IdxHeader]:
+    image_file, label_file = _part_files(source, part)
+    images = idx_header(image_file, 3, source.remedy)
+    labels = idx_header(label_file, 1, source.remedy)
+    if labels.shape[0] != images.shape[0]:
+        raise DataError(
+            f"dataset.path: {labels.path} holds {labels.shape[0]:,} labels but {images.path} holds "
+            f"{images.shape[0]:,} images; they must match one to one: {source.remedy}"
+        )
+    return images, labels
+
+
+def _read_named(source: NamedSource, part: str, images: bool = True) -> tuple[np.ndarray | None, np.ndarray, Path, Path]:
+    """(images as float32, labels, the files they came from) of `part`, headers checked first; the images
+    None unless asked for."""
+    if source.kind == "npz":
+        x_key, y_key = f"x_{part}", f"y_{part}"
+        _npz_headers(source.path, x_key, y_key)
+        x, y = _load_npz(source.path, x_key, y_key, images)
+        return x, y, source.path, source.path
+    image_header, label_header = _idx_headers(source, part)
+    y = read_idx(label_header, source.remedy)
+    x = None
+    if images:
+        raw = read_idx(image_header, source.remedy)
+        x = raw.astype("float32")
+        if raw.dtype == np.uint8:
+            x /= 255.0
+    return x, y, image_header.path, label_header.path
+
+
+def idx_header(path: Path, ndim: int, remedy: str = "replace it with a good copy") -> IdxHeader:
+    """Read and check an IDX header: the magic number (two zero bytes, a type code, `ndim`), the big-endian
+    sizes, and that the data they describe is exactly what the file holds (for a `.gz`, what it unpacks
+    to, from its trailer), so that a cut or forged file is refused before its data is read."""
+    where = f"dataset.path: {path}"
+    expected = 0x0800 | ndim
+    with reported_as(DataError, f"read {path}"):
+        size = path.stat().st_size
+        with _open_idx(path) as stream:
+            magic = _read_header_bytes(stream, 4, path, remedy)
+            if len(magic) < 4:
+                raise DataError(f"{where} holds {len(magic)} bytes, less than an IDX header; the file is cut short: {remedy}")
+            code, dims = magic[2], magic[3]
+            if magic[:2] != b"\0\0" or code not in IDX_DTYPES or dims != ndim:
+                kind = "images" if ndim == 3 else "labels"
+                raise DataError(
+                    f"{where} is not an IDX file of {kind}: its magic number is 0x{magic.hex()}, expected "
+                    f"0x{expected:08x} (unsigned bytes in {ndim} dimension{'s' if ndim > 1 else ''}); {remedy}"
+                )
+            sizes = _read_header_bytes(stream, 4 * ndim, path, remedy)
+            if len(sizes) < 4 * ndim:
+                raise DataError(f"{where} ends inside its IDX header; the file is cut short: {remedy}")
+        stored, what = size, "the file holds"
+        if path.suffix == ".gz":
+            stored, what = _gzip_size(path, size, remedy), "its gzip trailer says it unpacks to"
+    shape = struct.unpack(f">{ndim}I", sizes)
+    dtype = np.dtype(IDX_DTYPES[code])
+    offset = 4 + 4 * ndim
+    claimed = offset + math.prod(shape) * dtype.itemsize
+    if path.suffix == ".gz":
+        wrong = claimed % 2**32 != stored or claimed > size * GZIP_MAX_RATIO
+        state = "cut short, damaged or forged"
+    else:
+        wrong = claimed != stored
+        state = "cut short" if claimed > stored else "longer than its header says (damaged or forged)"
+    if wrong:
+        described = f"{' x '.join(f'{d:,}' for d in shape)} values of {dtype.name}"
+        raise DataError(
+            f"{where}: its header describes {described} ({claimed:,} bytes with the header), but {what} "
+            f"{stored:,} bytes; the file is {state}: {remedy}"
+        )
+    return IdxHeader(path, dtype, tuple(shape), offset)
+
+
+def read_idx(header: IdxHeader, remedy: str = "replace it with a good copy") -> np.ndarray:
+    """The data `header` describes, read in chunks into one array (native byte order); a file that ends
+    early, holds more, or fails its gzip check is refused."""
+    array = np.empty(header.shape, dtype=header.dtype)
+    buffer = memoryview(array.reshape(-1).view(np.uint8))
+    filled = 0
+    with reported_as(DataError, f"read {header.path}"), _open_idx(header.path) as stream:
+        try:
+            stream.seek(header.offset)
+            while filled < len(buffer):
+                got = stream.readinto(buffer[filled : filled + READ_CHUNK])
+                if not got:
+                    break
+                filled += got
+            extra = stream.read(1)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as error:  # a gzip stream cut short or failing its CRC
+            raise DataError(f"dataset.path: {header.path} is damaged ({error}); {remedy}") from None
+    if filled < len(buffer) or extra:
+        state = f"ends after {header.offset + filled:,} bytes" if filled < len(buffer) else "holds more than its header describes"
+        raise DataError(f"dataset.path: {header.path} {state}; the file is cut short or damaged: {remedy}")
+    return array.astype(array.dtype.newbyteorder("="), copy=False)
+
+
+def _open_idx(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _read_header_bytes(stream: BinaryIO, n: int, path: Path, remedy: str) -> bytes:
+    try:
+        return stream.read(n)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:  # not gzip data, or cut inside the header
+        raise DataError(f"dataset.path: {path} is not a readable .gz file ({error}); {remedy}") from None
+
+
+def _gzip_size(path: Path, size: int, remedy: str) -> int:
+    """What a gzip file unpacks to, from its trailer (the size modulo 2**32)."""
+    if size < 18:
+        raise DataError(f"dataset.path: {path} holds {size} bytes, too few for a .gz file; the file is cut short: {remedy}")
+    with open(path, "rb") as stream:
+        stream.seek(-4, os.SEEK_END)
+        return int.from_bytes(stream.read(4), "little")
+
+
 def _load_keras_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     import keras
 
@@ -170,34 +439,35 @@ def _npz_member(archive: zipfile.ZipFile, key: str) -> zipfile.ZipInfo | None:
     return names.get(f"{key}.npy") or names.get(key)
 
 
-def _npz_headers(path: Path) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The shapes of `x` and `y` as their headers state them, checked against dtype and member size, so
-    that a forged header cannot make np.load allocate what the file does not hold."""
+def _npz_headers(path: Path, x_key: str = "x", y_key: str = "y") -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The shapes of `x` and `y` (or the arrays named `x_key`, `y_key`) as their headers state them,
+    checked against dtype and member size, so that a forged header cannot make np.load allocate what the
+    file does not hold."""
     with reported_as(DataError, f"read dataset.path {path}"):
         if not zipfile.is_zipfile(path):
             raise DataError(f"dataset.path: {path} is not an .npz archive (expected a zip of x.npy and y.npy, as np.savez writes)")
         try:
             with zipfile.ZipFile(path) as archive:
-                members = {key: _npz_member(archive, key) for key in ("x", "y")}
+                members = {key: _npz_member(archive, key) for key in (x_key, y_key)}
                 missing = sorted(key for key, member in members.items() if member is None)
                 if missing:
-                    raise DataError(f"dataset.path: {path} lacks array(s) {missing}; it needs `x` (images) and `y` (labels)")
-                shapes = {key: _checked_header(archive, member, path, key) for key, member in members.items()}
+                    raise DataError(f"dataset.path: {path} lacks array(s) {missing}; it needs `{x_key}` (images) and `{y_key}` (labels)")
+                shapes = {key: _checked_header(archive, member, path, key, key == x_key) for key, member in members.items()}
         except zipfile.BadZipFile as error:
             raise DataError(f"dataset.path: {path} is not a readable .npz ({error})") from None
-    x, y = shapes["x"], shapes["y"]
+    x, y = shapes[x_key], shapes[y_key]
     if len(x) not in (3, 4) or 0 in x[1:]:
-        raise DataError(f"dataset.path: {path}: x has shape {x}; expected (n, h, w) or (n, h, w, c) images")
+        raise DataError(f"dataset.path: {path}: {x_key} has shape {x}; expected (n, h, w) or (n, h, w, c) images")
     if len(y) not in (1, 2) or (len(y) == 2 and y[1] != 1):
-        raise DataError(f"dataset.path: {path}: y has shape {y}; expected one label per image, shape (n,)")
+        raise DataError(f"dataset.path: {path}: {y_key} has shape {y}; expected one label per image, shape (n,)")
     if x[0] != y[0]:
-        raise DataError(f"dataset.path: {path}: x holds {x[0]} images but y holds {y[0]} labels; they must match one to one")
+        raise DataError(f"dataset.path: {path}: {x_key} holds {x[0]} images but {y_key} holds {y[0]} labels; they must match one to one")
     if x[0] == 0:
-        raise DataError(f"dataset.path: {path}: x holds no images")
+        raise DataError(f"dataset.path: {path}: {x_key} holds no images")
     return x, y
 
 
-def _checked_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo, path: Path, key: str) -> tuple[int, ...]:
+def _checked_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo, path: Path, key: str, images: bool) -> tuple[int, ...]:
     from numpy.lib import format as npy
 
     with archive.open(member) as stream:
@@ -215,7 +485,7 @@ def _checked_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo, path: Pat
     if dtype.hasobject:
         raise DataError(f"dataset.path: {path}: {key} holds Python objects ({dtype}); save numbers, not objects")
     if dtype.kind not in "uif":
-        what = "images" if key == "x" else "labels"
+        what = "images" if images else "labels"
         raise DataError(f"dataset.path: {path}: {key} holds {dtype} values; {what} must be numbers")
     claimed = math.prod(shape) * dtype.itemsize
     if claimed > member.file_size - header:
@@ -226,15 +496,18 @@ def _checked_header(archive: zipfile.ZipFile, member: zipfile.ZipInfo, path: Pat
     return tuple(shape)
 
 
-def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _load_npz(
+    path: Path, x_key: str = "x", y_key: str = "y", images: bool = True
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Images (float32; 8-bit ones scaled to [0, 1]) and labels; the images None unless asked for."""
     try:
         with reported_as(DataError, f"read dataset.path {path}"), np.load(path, allow_pickle=False) as arrays:
-            x, y = arrays["x"], arrays["y"]
+            x, y = (arrays[x_key] if images else None), arrays[y_key]
     except (ValueError, EOFError, zipfile.BadZipFile) as error:  # a member whose data is cut short or fails its CRC
         raise DataError(f"dataset.path: {path} is not a readable .npz ({error})") from None
-    if x.dtype == np.uint8:
+    if x is not None and x.dtype == np.uint8:
         x = x.astype("float32") / 255.0
-    return x.astype("float32", copy=False), y.reshape(-1)
+    return (None if x is None else x.astype("float32", copy=False)), y.reshape(-1)
 
 
 def _index_folder(path: Path) -> tuple[list[Path], list[int], list[str]]:

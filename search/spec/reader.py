@@ -38,6 +38,10 @@ MAX_PROBLEMS = 10  # listed in one message (a message stays readable); the rest 
 MAX_GRID = 10_000  # candidates a search may default to trying all of; a larger grid needs search.max_trials
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 KNOWN_SIZES = {"digits": 1797, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
+# The training part's (images, labels) IDX files, each plain or `.gz`, that a dataset.path folder of
+# mnist or fashion_mnist holds (as both are distributed)
+IDX_TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+IDX_NAMES = ("mnist", "fashion_mnist")
 
 
 @dataclass(frozen=True)
@@ -368,11 +372,12 @@ def check_consistency(space: Space, transfer_target: bool = False) -> list[Probl
         return unfit
     problems = []
     data = space.dataset
-    if data.name in ("npz", "folder"):
+    if data.name in ("npz", "folder") or (data.name in IDX_NAMES and data.path is not None):
         problems += _check_data_path(data.name, data.path)
     elif data.path is not None:
-        problems.append(Problem("dataset.path", f"only used with dataset.name 'npz' or 'folder', not {data.name!r}"))
-    known = KNOWN_SIZES.get(data.name)
+        problems.append(Problem("dataset.path", f"only used with dataset.name 'npz' or 'folder' (or 'mnist' and 'fashion_mnist', for "
+                                "a folder of their IDX files), not {data.name!r}"))
+    known = KNOWN_SIZES.get(data.name) if data.path is None else None  # files of one's own may hold any number
     if data.subset is not None and known is not None and data.subset > known:
         problems.append(Problem("dataset.subset", f"{data.name} has {known} training images; subset {data.subset} is larger"))
     problems += [] if transfer_target else _check_search(space)
@@ -435,6 +440,8 @@ def _check_data_path(name: str, path: Path | None) -> list[Problem]:
         return [Problem("dataset.path", f"{path} is {kind}")]
     if name == "npz":
         return [] if kind == "file" else [Problem("dataset.path", f"no .npz file at {path}")]
+    if name in IDX_NAMES:
+        return _check_idx_folder(path, kind)
     if kind != "folder":
         return [Problem("dataset.path", f"no image folder at {path}")]
     try:
@@ -449,6 +456,26 @@ def _check_data_path(name: str, path: Path | None) -> list[Problem]:
             Problem(
                 "dataset.path",
                 f"{path} must hold one sub-folder per class (at least 2) with images ({', '.join(sorted(IMAGE_SUFFIXES))})",
+            )
+        ]
+    return []
+
+
+def _check_idx_folder(path: Path, kind: str) -> list[Problem]:
+    """A folder holding the training part's IDX files, each plain or gzipped."""
+    if kind != "folder":
+        return [Problem("dataset.path", f"no folder at {path}; give the folder that holds {' and '.join(IDX_TRAIN_FILES)}")]
+    kinds = [[_kind(path / f"{name}{suffix}") for suffix in ("", ".gz")] for name in IDX_TRAIN_FILES]
+    unreadable = sorted({found for pair in kinds for found in pair if found not in ("file", "folder", "missing", "other")})
+    if unreadable:
+        return [Problem("dataset.path", f"{path}: a training file there is {unreadable[0]}")]
+    missing = [name for name, pair in zip(IDX_TRAIN_FILES, kinds) if "file" not in pair]
+    if missing:
+        return [
+            Problem(
+                "dataset.path",
+                f"{path} lacks {' and '.join(missing)} (or .gz); it must hold {' and '.join(IDX_TRAIN_FILES)}, each "
+                "optionally gzipped, as MNIST and Fashion-MNIST are distributed",
             )
         ]
     return []

@@ -64,7 +64,9 @@ class Dataset(Strict):
     name: DatasetName = "digits"
     # A path arrives as text: strict mode would take only a Path object.
     path: Annotated[Path, Field(strict=False), BeforeValidator(_not_empty), AfterValidator(_check_path)] | None = Field(
-        None, description="the .npz file or image folder; relative to the space file"
+        None,
+        description="npz: the .npz file; folder: the image folder; mnist, fashion_mnist: the folder of their IDX files "
+        "(optional: else Keras' cache, then Debian's dataset-fashion-mnist); relative to the space file",
     )
     input_size: Annotated[int, Field(ge=1, le=1024)] = 32
     validation_split: Annotated[float, Field(gt=0, le=0.9)] = 0.2
