@@ -1,5 +1,6 @@
 """`compare`, `report` and `ui` against a real MLflow store filled by real tiny searches."""
 
+import itertools
 import json
 import os
 import signal
@@ -68,7 +69,14 @@ def test_compare_aggregates_exactly_what_was_logged_over_seeds(store):
         params = {r.data.metrics["params"] for r in runs if r.data.params["residual"] == group["residual"]}
         assert group["params"] == params.pop()
     best = max(data["groups"], key=lambda g: g["mean"])
-    assert best["best"] and sum(g["best"] for g in data["groups"]) == 1
+    other = next(g for g in data["groups"] if g is not best)
+    assert best["verdict"] == "baseline" and data["baseline"] == f"residual={best['residual']}"
+    assert other["test"] == "paired", "both candidates ran under seeds 7 and 8"
+    by_seed = {(r.data.params["residual"], r.data.params["seed"]): r.data.metrics["best_val_accuracy"] for r in runs}
+    paired = [by_seed[(other["residual"], s)] - by_seed[(best["residual"], s)] for s in ("7", "8")]
+    assert other["diff"] == pytest.approx(statistics.fmean(paired), abs=1e-9)
+    # bold only on a resolved win, never on the larger mean alone
+    assert best["best"] == (other["verdict"] == "worse") and not other["best"]
 
 
 def test_compare_filters_selects_metric_and_joins_experiments(store):
@@ -352,3 +360,65 @@ def test_report_out_makes_missing_folders_and_then_refuses_to_write_over_them(st
     result = runner.invoke(app, ["report", "tiny", "--out", str(out), "--no-log", "--tracking-uri", uri])
     assert result.exit_code == 2 and "already holds a report" in result.output and "Traceback" not in result.output
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def seeded_store(tmp_path):
+    """Experiment `seeded`, logged with MlflowClient (no training): depth 20 / 56 x residual True / False,
+    seeds 1-4 each; depth 56 is 0.05 above depth 20 under every seed, with little noise."""
+    import numpy as np
+    from mlflow.entities import Metric, Param
+
+    from search.tracking.tags import ROLE_TAG
+
+    uri = f"sqlite:///{tmp_path / 'seeded.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("seeded")
+    parent = client.create_run(experiment, tags={ROLE_TAG: "search"}).info.run_id
+    rng = np.random.RandomState(0)
+    seed_effect = {seed: rng.normal(0, 0.02) for seed in (1, 2, 3, 4)}
+    for depth, residual, seed in itertools.product((20, 56), ("True", "False"), (1, 2, 3, 4)):
+        value = 0.8 + (0.05 if depth == 56 else 0.0) + seed_effect[seed] + rng.normal(0, 0.001)
+        tags = {ROLE_TAG: "trial", PARENT_TAG: parent, "archsearch.varying": "depth,residual"}
+        run = client.create_run(experiment, tags=tags).info.run_id
+        params = [Param("depth", str(depth)), Param("residual", residual), Param("seed", str(seed)), Param("objective", "val_accuracy")]
+        client.log_batch(run, metrics=[Metric("best_val_accuracy", value, 0, 0)], params=params)
+        client.set_terminated(run, "FINISHED")
+    return uri
+
+
+def test_compare_baseline_pairs_by_seed_and_is_refused_with_one_line_when_it_matches_no_group(tmp_path):
+    uri = seeded_store(tmp_path)
+    data = compare_json(uri, "seeded", "--rows", "depth", "--baseline", "depth=20")
+    groups = {g["depth"]: g for g in data["groups"]}
+    assert data["baseline"] == "depth=20" and groups[20]["verdict"] == "baseline"
+    assert groups[56]["verdict"] == "better" and groups[56]["test"] == "paired" and groups[56]["n"] == 8
+    assert not any(g["best"] for g in data["groups"]), "a baseline that loses is not bold"
+    default = compare_json(uri, "seeded", "--rows", "depth")
+    assert default["baseline"] == "depth=56" and [g["best"] for g in default["groups"]] == [True, False]
+    for args, fragment in (
+        (["--baseline", "depth=99"], "--baseline 'depth=99': no group matches; groups: depth=20,residual=False; "),
+        (["--baseline", "width=1"], "'width' is not a grouping key; keys: depth, residual"),
+        (["--baseline", "depth=20"], "matches 2 groups"),
+    ):
+        result = runner.invoke(app, ["compare", "seeded", *args, "--tracking-uri", uri])
+        assert result.exit_code == 2 and fragment in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    for command in ("compare", "report"):
+        assert "--baseline" in runner.invoke(app, [command, "--help"]).output
+
+
+def test_report_baseline_reaches_every_comparison_file(tmp_path):
+    uri = seeded_store(tmp_path)
+    out = tmp_path / "report"
+    args = ["report", "seeded", "--out", str(out), "--cols", "residual", "--baseline", "depth=20,residual=True", "--no-log"]
+    result = runner.invoke(app, [*args, "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "comparison.json").read_text())
+    assert data["baseline"] == "depth=20,residual=True"
+    verdicts = {(g["depth"], g["residual"]): g["verdict"] for g in data["groups"]}
+    assert verdicts == {(20, "True"): "baseline", (56, "True"): "better", (56, "False"): "better", (20, "False"): "not resolved (n=4)"}
+    csv = pd.read_csv(out / "comparison.csv")
+    assert sorted(csv["verdict"]) == sorted(verdicts.values()) and not csv["best"].any()
+    index = (out / "index.md").read_text()
+    assert "baseline depth=20,residual=True" in index and "| verdict | needed |" in index and "**" not in index
+    assert "residual=False | residual=True |" in (out / "comparison.md").read_text(), "--cols still pivots"

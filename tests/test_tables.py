@@ -47,22 +47,22 @@ def test_groups_by_varying_axes_with_mean_std_n_and_failures():
     assert math.isnan(table.loc[(56, "True"), "std"])
     failed_only = table.loc[(20, "False")]
     assert failed_only["n"] == 0 and failed_only["failed"] == 1 and math.isnan(failed_only["mean"])
-    assert result.table["depth"].tolist()[0] == 56 and bool(result.table.loc[0, "best"])
-    assert result.table["best"].sum() == 1
+    assert result.table["depth"].tolist()[0] == 56 and result.baseline == "depth=56,residual=True"
+    assert result.table["best"].sum() == 0, "a larger mean of one replicate resolves nothing: no group is best"
     assert result.table["mean"].isna().tolist()[-1], "groups without a finished trial rank last"
 
 
-def test_executions_inside_trials_pool_with_repeats():
+def test_executions_are_averaged_into_their_trial_which_is_one_replicate():
     frame = trials(
         [
             {"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.5, "best_val_accuracy_std": 0.1, "executions_per_trial": 2},
             {"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.8, "best_val_accuracy_std": 0.0, "executions_per_trial": 1},
         ]
     )
-    # the executions were 0.5 ± 0.1 over two values: 0.5 - 0.1/sqrt(2)... pooled from sums of squares:
-    values = [0.5 - 0.1 / math.sqrt(2), 0.5 + 0.1 / math.sqrt(2), 0.8]
+    # a trial logs the mean of its executions: the replicates are the trials' values, 0.5 and 0.8
+    values = [0.5, 0.8]
     row = compare(frame).table.iloc[0]
-    assert row["n"] == 3
+    assert row["n"] == 2
     assert row["mean"] == pytest.approx(statistics.fmean(values))
     assert row["std"] == pytest.approx(statistics.stdev(values))
 
@@ -94,11 +94,12 @@ def test_markdown_marks_the_best_cell_and_pivots():
     text = render(result, "markdown")
     lines = text.strip().splitlines()
     assert lines[0].startswith("| depth | residual | best_val_accuracy | n | failed | params")
-    assert lines[2].startswith("| 56 | True | **0.9700** | 1 | 1 | 300 |")
+    assert lines[2].startswith("| 56 | True | 0.9700 | 1 | 1 | 300 |"), "the larger mean alone is not bold"
+    assert "**" not in text
     assert len(lines) == 2 + 4
     pivot = render(result, "markdown", cols=["residual"])
     assert pivot.splitlines()[0] == "| depth | residual=False | residual=True |"
-    assert "0.9200 ± 0.0200 (n=3)" in pivot and "**0.9700 (n=1, 1 failed)**" in pivot
+    assert "0.9200 ± 0.0200 (n=3)" in pivot and "| 0.9700 (n=1, 1 failed) |" in pivot and "**" not in pivot
     assert "- (n=0, 1 failed)" in pivot
 
 
@@ -115,7 +116,7 @@ def is_valid_tabular(latex: str) -> bool:
 def test_latex_is_a_valid_tabular_with_escaped_names():
     latex = render(compare(KNOWN), "latex")
     assert is_valid_tabular(latex)
-    assert r"best\_val\_accuracy" in latex and r"\textbf{0.9700}" in latex and r"$\pm$" in latex
+    assert r"best\_val\_accuracy" in latex and r"\textbf" not in latex and r"$\pm$" in latex and r"95\% CI" in latex
     assert is_valid_tabular(render(compare(KNOWN), "latex", cols=["residual"]))
 
 
@@ -124,10 +125,10 @@ def test_csv_json_and_html_carry_the_same_numbers():
     csv = pd.read_csv(__import__("io").StringIO(render(result, "csv")))
     assert csv["mean"].tolist()[:3] == pytest.approx(result.table["mean"].tolist()[:3])
     data = json.loads(render(result, "json"))
-    assert data["metric"] == "best_val_accuracy" and data["groups"][0]["best"] is True
+    assert data["metric"] == "best_val_accuracy" and data["groups"][0]["best"] is False
     assert data["groups"][0]["mean"] == pytest.approx(0.97)
     html = render(result, "html")
-    assert html.count("<tr>") == 5 and "<strong>0.9700</strong>" in html
+    assert html.count("<tr>") == 5 and "<strong>" not in html and "<td>0.9700</td>" in html
 
 
 def test_pareto_front_keeps_only_undominated_points():

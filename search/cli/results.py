@@ -19,6 +19,15 @@ from search.cli.app import (
     names,
 )
 
+BaselineOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        help="The group every other is compared with, written as key=value pairs over the grouping keys "
+        "(e.g. depth=20,residual=True); exactly one group must match. Default: the group with the best mean.",
+        show_default=False,
+    ),
+]
+
 
 @app.command("compare")
 def compare_command(
@@ -27,7 +36,8 @@ def compare_command(
     cols: ColsOpt = None,
     metric: MetricOpt = None,
     where: WhereOpt = None,
-    top: Annotated[Optional[int], typer.Option(help="Keep the K best groups.", min=1, show_default=False)] = None,
+    top: Annotated[Optional[int], typer.Option(help="Keep the K best groups (and the baseline).", min=1, show_default=False)] = None,
+    baseline: BaselineOpt = None,
     fmt: Annotated[
         Optional[str],
         typer.Option("--format", help="markdown, latex, csv, html or json (default: from --out's suffix, else markdown).", show_default=False),
@@ -43,7 +53,9 @@ def compare_command(
     ] = False,
     tracking_uri: TrackingOpt = None,
 ):
-    """Compare trials grouped by axis values: mean ± std over repeats, n, failed trials, costs; best marked."""
+    """Compare trials grouped by axis values: n replicates (trials), mean ± std, 95% interval, failed trials,
+    costs; each group against the baseline: difference, interval, paired or Welch p (Holm-corrected),
+    verdict and the replicates that would resolve it. Bold only on a baseline resolved better than all."""
     from search.errors import UserError
     from search.orchestration.report import load_comparison
     from search.reporting.destinations import check_table_file, write_table_file
@@ -56,7 +68,7 @@ def compare_command(
         check_table_file(out, force=force)  # before the store is read: a refused file costs nothing
     comparison, _ = load_comparison(
         tracking_uri, experiments, rows=names(rows) or None, cols=names(cols), metric=metric, where=where, top=top,
-        all_searches=all_searches,
+        all_searches=all_searches, baseline=baseline,
     )
     text = render(comparison, fmt, names(cols) or None)
     if out:
@@ -74,6 +86,7 @@ def report(
     cols: ColsOpt = None,
     metric: MetricOpt = None,
     where: WhereOpt = None,
+    baseline: BaselineOpt = None,
     log: Annotated[bool, typer.Option(help="Also log the report to the latest search's parent run in MLflow.")] = True,
     force: Annotated[bool, typer.Option("--force", help="Write over a report already in the --out folder.")] = False,
     tracking_uri: TrackingOpt = None,
@@ -82,7 +95,7 @@ def report(
     from search.orchestration.report import write_report
 
     written = write_report(
-        tracking_uri, experiments, out, rows=names(rows) or None, cols=names(cols) or None, metric=metric, where=where, log_to_mlflow=log,
+        tracking_uri, experiments, out, rows=names(rows) or None, cols=names(cols) or None, metric=metric, where=where, baseline=baseline, log_to_mlflow=log,
         overwrite=force,
     )
     typer.echo(f"wrote {len(written)} files to {out}/ (open {out / 'index.html'})")

@@ -240,7 +240,7 @@ def _print_result(console, space, result) -> None:
         first = f"; the first reason: {reasons.iloc[0].splitlines()[0]}" if len(reasons) else ""
         raise ArchsearchError(f"no trial finished ({len(failed)} failed, parent run {result.parent_id}){first}")
     comparison = compare(trials_frame(result.trials), rows=space.varying_names())
-    console.print(rich_table(ranking_frame(comparison), title=f"candidates ranked by {comparison.metric} (* best)"))
+    console.print(rich_table(ranking_frame(comparison), title=f"candidates ranked by {comparison.metric} (* best, resolved against every other)"))
     console.print(escape(f"MLflow experiment {space.experiment!r} (id {result.experiment_id}), parent run {result.parent_id}"))
     console.print(escape(f"open in the MLflow UI: {_ui_hint(result.tracking_uri, result.experiment_id, result.parent_id)}"))
 

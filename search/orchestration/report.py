@@ -27,8 +27,10 @@ def load_comparison(
     where: str | None = None,
     top: int | None = None,
     all_searches: bool = False,
+    baseline: str | None = None,
 ) -> tuple[Comparison, pd.DataFrame]:
-    """Read the experiments' trials and compare them; returns the comparison and the trials."""
+    """Read the experiments' trials and compare them with `baseline` (default: the best mean); returns
+    the comparison and the trials."""
     runs = read_trials(resolve_tracking_uri(tracking_uri), experiments)
     trials = trials_frame(runs)
     trials["parent_id"] = runs.get(f"tags.{PARENT_TAG}")
@@ -37,7 +39,7 @@ def load_comparison(
         trials = latest_searches(trials)
     if where:
         trials = filter_trials(trials, where)
-    return compare(trials, rows=rows, cols=cols, metric=metric, top=top), trials
+    return compare(trials, rows=rows, cols=cols, metric=metric, top=top, baseline=baseline), trials
 
 
 def write_report(
@@ -49,6 +51,7 @@ def write_report(
     cols: list[str] | None = None,
     metric: str | None = None,
     where: str | None = None,
+    baseline: str | None = None,
     log_to_mlflow: bool = True,
     overwrite: bool = True,
 ) -> list[Path]:
@@ -59,7 +62,7 @@ def write_report(
 
     check_report_folder(out, force=overwrite)  # before the store is read: a refused folder costs nothing
     uri = resolve_tracking_uri(tracking_uri)
-    comparison, trials = load_comparison(uri, experiments, rows=rows, cols=cols, metric=metric, where=where)
+    comparison, trials = load_comparison(uri, experiments, rows=rows, cols=cols, metric=metric, where=where, baseline=baseline)
     finished = trials[trials["status"] == "FINISHED"]
     curves = metric_histories(uri, finished["run_id"].tolist(), ("accuracy", "val_accuracy"))
     drawn = {

@@ -20,10 +20,30 @@ def write_tables(out: Path, comparison: Comparison, cols: list[str] | None) -> l
     return written
 
 
+def caption_for(comparison: Comparison) -> str:
+    """What the table's numbers are, so that a reader of the page need not guess the test or the bold."""
+    against = f"the baseline {comparison.baseline}" if comparison.baseline else "the baseline"
+    direction = "higher" if comparison.maximise else "lower"
+    return (
+        f"{comparison.metric} ({direction} is better): mean ± std and 95% interval of the mean over n replicates "
+        "(finished trials, one per seed; a trial's executions are averaged into its value). "
+        f"Each group is compared with {against}: the difference (group minus baseline) and its 95% interval, "
+        "paired by seed where at least two seeds are shared, else Welch; p Holm-corrected over the comparisons. "
+        "A verdict is given only where the corrected p < 0.05, else 'not resolved (n=K)'; `needed` is the "
+        "replicates per arm that would resolve the observed difference at 80% power. "
+        "Bold only on a baseline resolved better than every other group, never on a larger mean alone. "
+        "Failed trials are counted in `failed`."
+    )
+
+
 def write_indexes(out: Path, comparison: Comparison, experiments: list[str], figure_names: list[str], cols) -> list[Path]:
     title = f"Comparison: {', '.join(experiments)}"
-    caption = f"{comparison.metric}, mean ± std over n repeats; best in bold; failed trials counted in `failed`."
-    markdown = [f"# {title}", "", caption, "", render(comparison, "markdown", cols), ""]
+    caption = caption_for(comparison)
+    pivoted = f"By {', '.join(cols)} across columns: the metric cells only (mean ± std, n, failed, bold as below)." if cols else ""
+    markdown = [f"# {title}", "", caption, ""]
+    if cols:
+        markdown += [pivoted, "", render(comparison, "markdown", cols), "", "Every column:", ""]
+    markdown += [render(comparison, "markdown"), ""]
     markdown += [f"![{name}]({name}.png)\n" for name in figure_names]
     markdown += ["Tables: " + ", ".join(f"[{fmt}]({name})" for fmt, name in TABLE_FILES.items()), ""]
     markdown_index, html_index = (out / name for name in INDEX_FILES)
@@ -35,7 +55,8 @@ def write_indexes(out: Path, comparison: Comparison, experiments: list[str], fig
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{html.escape(caption)}</p>",
-        render(comparison, "html", cols),
+        *([f"<p>{html.escape(pivoted)}</p>", render(comparison, "html", cols), "<p>Every column:</p>"] if cols else []),
+        render(comparison, "html"),
         *(f"<h2>{name.replace('_', ' ')}</h2><img src='{name}.svg' alt='{name}'>" for name in figure_names),
         "</body></html>",
     ]

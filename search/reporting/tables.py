@@ -1,8 +1,10 @@
 """Trials -> comparison tables (Markdown, LaTeX, CSV, HTML, JSON). Pure pandas: no MLflow, no TensorFlow.
 
-A comparison groups trials by axis values and aggregates the repeats in each group (several seeds,
-and the executions inside each trial) as mean ± std with n. Failed trials are counted, never dropped
-silently. The same code prints the ranking at the end of `archsearch run`.
+A comparison groups trials by axis values. A group's replicates are its finished trials (one per search
+seed; the executions inside a trial are averaged into its value): n, mean, std and the 95% interval of
+the mean. Every other group is compared with a baseline (paired by seed where they share seeds, else
+Welch; Holm-corrected), and only a resolved difference earns a verdict or bold. Failed trials are
+counted, never dropped silently. The same code prints the ranking at the end of `archsearch run`.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from search.errors import TableError
+from search.reporting.statistics import ALPHA, LEVEL, difference, holm, summarise
 from search.spec.metrics import best_metric, minimised
 from search.tracking.tags import VARYING_TAG
 
@@ -59,12 +64,15 @@ def _typed(values: pd.Series) -> pd.Series:
 
 @dataclass(frozen=True)
 class Comparison:
-    """One row per group: its keys, `mean`, `std`, `n` (finished repeats), `failed`, mean costs, `best`."""
+    """One row per group: its keys, `n` (finished replicates), `mean`, `std`, `ci_low`/`ci_high`, `failed`,
+    mean costs; against the baseline: `diff` (group minus baseline) and its interval, `test`, `p`, `p_holm`,
+    `verdict`, `needed`; and `best`, set only on a baseline shown better than every other group."""
 
     table: pd.DataFrame
     keys: list[str]
     metric: str
     maximise: bool
+    baseline: str | None = None  # the baseline group, written as --baseline takes it
 
 
 def compare(
@@ -74,9 +82,11 @@ def compare(
     cols: list[str] | None = None,
     metric: str | None = None,
     top: int | None = None,
+    baseline: str | None = None,
 ) -> Comparison:
     """Group `trials` by `rows` (default: every axis that varied, and the experiment when there are
-    several) and `cols`, and aggregate `metric` (default: the searches' objective, best epoch)."""
+    several) and `cols`, summarise `metric` (default: the searches' objective, best epoch) over each
+    group's replicates, and compare every group with `baseline` (default: the best mean)."""
     keys = list(rows) if rows else default_keys(trials)
     keys += [c for c in cols or [] if c not in keys]
     metric = metric or default_metric(trials)
@@ -87,41 +97,128 @@ def compare(
     maximise = not minimised(metric)
     finished = trials[trials["status"] == "FINISHED"]
     costs = [*COSTS, SEARCH_COST] if SEARCH_COST in trials and trials[SEARCH_COST].notna().any() else list(COSTS)
-    groups = []
+    groups, replicates = [], []
     for key, group in trials.groupby(keys, sort=True, dropna=False) if keys else [((), trials)]:
         done = finished.loc[finished.index.intersection(group.index)]
-        mean, std, n = _pooled(done, metric)
+        values, seeds = _replicates(done, metric)
+        summary = summarise(values)
         row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
-        row |= {"mean": mean, "std": std, "n": n, "failed": int((group["status"] == "FAILED").sum())}
+        row |= {"mean": summary.mean, "std": summary.std, "n": summary.n, "ci_low": summary.low, "ci_high": summary.high}
+        row |= {"failed": int((group["status"] == "FAILED").sum())}
         row |= {cost: float(done[cost].mean()) if cost in done and len(done) else math.nan for cost in costs}
         groups.append(row)
-    table = pd.DataFrame(groups, columns=[*keys, "mean", "std", "n", "failed", *costs])
-    table = table.sort_values("mean", ascending=not maximise, na_position="last", kind="stable").reset_index(drop=True)
-    if top:
-        table = table.head(top)
-    table["best"] = False
-    if table["mean"].notna().any():
-        table.loc[0, "best"] = True
-    return Comparison(table, keys, metric, maximise)
+        replicates.append((values, seeds))
+    table = pd.DataFrame(groups, columns=[*keys, "mean", "std", "n", "ci_low", "ci_high", "failed", *costs])
+    table = table.sort_values("mean", ascending=not maximise, na_position="last", kind="stable")
+    replicates = [replicates[i] for i in table.index]
+    table = table.reset_index(drop=True)
+    base = _baseline_row(table, keys, baseline)
+    label = None if base is None else _group_label(_key_text(table[keys]).loc[base], keys)
+    table = _against_baseline(table, replicates, base, maximise)
+    if top:  # the statistics stay those of every group; the baseline is always shown
+        kept = table.index[:top].union(pd.Index([] if base is None else [base]))
+        table = table.loc[kept].reset_index(drop=True)
+    return Comparison(table, keys, metric, maximise, label)
 
 
-def _pooled(done: pd.DataFrame, metric: str) -> tuple[float, float, int]:
-    """Mean and sample std over every repeat: the trials of the group and the executions inside each
-    (a trial logs the mean of its executions and their spread as `<metric>_std`)."""
+BASELINE = "baseline"  # the baseline's own verdict
+DIFFERENCE_COLUMNS = ("diff", "diff_low", "diff_high", "test", "p", "p_holm", "verdict", "needed")
+
+
+def _replicates(done: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Each finished trial's value (the mean of its executions, as it logged it) and its seed."""
     values = done[metric].dropna() if metric in done else pd.Series(dtype=float)
-    if values.empty:
-        return math.nan, math.nan, 0
-    if f"{metric}_std" in done and "executions_per_trial" in done:  # a mean over executions, with their spread
-        counts = pd.to_numeric(done.loc[values.index, "executions_per_trial"], errors="coerce").fillna(1)
-        spreads = done.loc[values.index, f"{metric}_std"].fillna(0)
-    else:  # one measurement per trial (e.g. its time): each trial counts once
-        counts, spreads = pd.Series(1.0, index=values.index), 0.0
-    n = counts.sum()
-    mean = float((values * counts).sum() / n)
-    within = float(((counts - 1) * pd.Series(spreads, index=values.index) ** 2).sum())
-    between = float((counts * (values - mean) ** 2).sum())
-    std = math.sqrt((within + between) / (n - 1)) if n > 1 else math.nan
-    return mean, std, int(n)
+    seeds = done.loc[values.index, "seed"] if "seed" in done else pd.Series(math.nan, index=values.index)
+    return values.to_numpy(dtype=float), seeds.to_numpy(dtype=object)
+
+
+def _against_baseline(table: pd.DataFrame, replicates: list, base: int | None, maximise: bool) -> pd.DataFrame:
+    """Every group with a replicate against the baseline, Holm-corrected over those comparisons; the
+    baseline is `best` only when every comparison is resolved in its favour."""
+    columns = {name: [math.nan] * len(table) for name in ("diff", "diff_low", "diff_high", "p")}
+    tests: list = [None] * len(table)
+    verdicts: list = [None] * len(table)
+    needs: list = [None] * len(table)
+    sizes = [0] * len(table)
+    compared = []
+    if base is not None:
+        verdicts[base] = BASELINE
+        for i, (values, seeds) in enumerate(replicates):
+            if i == base or len(values) == 0:
+                continue
+            result = difference(values, seeds, *replicates[base])
+            for name, value in zip(columns, (result.diff, result.low, result.high, result.p)):
+                columns[name][i] = value
+            tests[i], needs[i], sizes[i] = result.test, result.needed, result.n
+            compared.append(i)
+    adjusted = holm(columns["p"])
+    for i in compared:
+        if adjusted[i] < ALPHA:
+            gained = columns["diff"][i] > 0
+            verdicts[i] = "better" if gained == maximise else "worse"
+        else:
+            verdicts[i] = f"not resolved (n={sizes[i]})"
+    table = table.assign(**columns, test=tests, p_holm=adjusted, verdict=verdicts, needed=pd.array(needs, dtype="Int64"))
+    table = table[[c for c in table.columns if c not in DIFFERENCE_COLUMNS] + list(DIFFERENCE_COLUMNS)]
+    table["best"] = False
+    if base is not None and compared and all(verdicts[i] == "worse" for i in compared):
+        table.loc[base, "best"] = True
+    return table
+
+
+def _baseline_row(table: pd.DataFrame, keys: list[str], baseline: str | None) -> int | None:
+    """The row of the group `--baseline` names (matched on the grouping keys, as the table writes them),
+    else of the best mean; None when no group has a finished trial."""
+    if baseline is None:
+        measured = table.index[table["n"] > 0]
+        return int(measured[0]) if len(measured) else None
+    if not keys:
+        raise TableError(f"--baseline {baseline!r}: these trials form one group (no grouping keys), so there is nothing to compare")
+    wanted = _parse_baseline(baseline, keys)
+    text = _key_text(table[keys])
+    matches = text.index[(text[list(wanted)] == pd.Series(wanted)).all(axis=1)]
+    groups = [_group_label(row, keys) for _, row in text.iterrows()]
+    order = table.sort_values(keys, kind="stable").index  # 8, 16, 32: by value, not as text
+    if len(matches) == 0:
+        raise TableError(f"--baseline {baseline!r}: no group matches; groups: {_listed([groups[i] for i in order])}")
+    if len(matches) > 1:
+        found = _listed([groups[i] for i in matches])
+        raise TableError(f"--baseline {baseline!r} matches {len(matches)} groups ({found}): give the value of every key in {', '.join(keys)}")
+    row = int(matches[0])
+    if table.loc[row, "n"] == 0:
+        finished = [groups[i] for i in order if table.loc[i, "n"] > 0]
+        raise TableError(f"--baseline {baseline!r}: that group has no finished trial; groups with one: {_listed(finished)}")
+    return row
+
+
+def _parse_baseline(baseline: str, keys: list[str]) -> dict[str, str]:
+    """`depth=20,residual=True` -> {key: value as the table writes it}; a comma only separates pairs
+    where a `key=` follows it, so that a value may hold commas (`ops=conv,sep`)."""
+    wanted: dict[str, str] = {}
+    for pair in re.split(r",(?=\s*[^,=\s]+\s*=)", baseline):
+        key, equals, value = pair.partition("=")
+        key, value = key.strip(), value.strip()
+        if not equals or not key or not value:
+            raise TableError(f"--baseline {baseline!r}: write the group as key=value pairs joined by commas, e.g. {_example(keys)}")
+        if key not in keys:
+            raise TableError(f"--baseline {baseline!r}: {key!r} is not a grouping key; keys: {', '.join(keys)}")
+        if key in wanted:
+            raise TableError(f"--baseline {baseline!r}: {key!r} is given twice")
+        wanted[key] = value
+    return wanted
+
+
+def _listed(groups: list[str], most: int = 12) -> str:
+    shown = "; ".join(groups[:most])
+    return shown if len(groups) <= most else f"{shown}; ... ({len(groups)} in all)"
+
+
+def _example(keys: list[str]) -> str:
+    return ",".join(f"{key}=..." for key in keys)
+
+
+def _group_label(text_row: pd.Series, keys: list[str]) -> str:
+    return ",".join(f"{key}={text_row[key]}" for key in keys)
 
 
 def default_keys(trials: pd.DataFrame) -> list[str]:
@@ -143,7 +240,8 @@ def render(comparison: Comparison, fmt: str, cols: list[str] | None = None) -> s
         return comparison.table.to_csv(index=False)
     if fmt == "json":
         records = json.loads(comparison.table.to_json(orient="records"))
-        return json.dumps({"metric": comparison.metric, "maximise": comparison.maximise, "groups": records}, indent=2) + "\n"
+        header = {"metric": comparison.metric, "maximise": comparison.maximise, "baseline": comparison.baseline, "level": LEVEL, "alpha": ALPHA}
+        return json.dumps(header | {"groups": records}, indent=2) + "\n"
     shown = display_frame(comparison, cols)
     if fmt == "markdown":
         return _markdown(shown)
@@ -158,7 +256,8 @@ BEST = "\0"  # marks the best cell until each format renders its own emphasis
 
 
 def display_frame(comparison: Comparison, cols: list[str] | None = None) -> pd.DataFrame:
-    """Text cells: `mean ± std` of the metric, human-readable costs; the best cell marked."""
+    """Text cells: `mean ± std` of the metric, n, human-readable costs, the interval of the mean and the
+    comparison with the baseline; the best cell marked. Pivoted by `cols`, only the metric cells (with n)."""
     table = comparison.table
     cells = [_cell(r["mean"], r["std"]) + (BEST if r["best"] else "") for _, r in table.iterrows()]
     if cols:
@@ -181,7 +280,34 @@ def display_frame(comparison: Comparison, cols: list[str] | None = None) -> pd.D
     shown["train_seconds"] = table["train_seconds"].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
     if SEARCH_COST in table:
         shown[SEARCH_COST] = table[SEARCH_COST].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}")
+    shown["95% CI"] = [_interval(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])]
+    shown["difference (95% CI)"] = [_difference(*r) for r in zip(table["diff"], table["diff_low"], table["diff_high"])]
+    shown["p"] = table["p"].map(_p)
+    shown["p (Holm)"] = table["p_holm"].map(_p)
+    shown["test"] = table["test"].map(_text)
+    shown["verdict"] = table["verdict"].map(_text)
+    shown["needed"] = table["needed"].map(_text)
     return shown
+
+
+def _interval(low: float, high: float) -> str:
+    return "-" if pd.isna(low) else f"[{low:.4f}, {high:.4f}]"
+
+
+def _difference(diff: float, low: float, high: float) -> str:
+    if pd.isna(diff):
+        return "-"
+    return f"{diff:+.4f}" if pd.isna(low) else f"{diff:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def _p(p: float) -> str:
+    if pd.isna(p):
+        return "-"
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def _text(value) -> str:
+    return "-" if pd.isna(value) else str(value)
 
 
 def _key_text(keys: pd.DataFrame) -> pd.DataFrame:
