@@ -279,3 +279,14 @@ def test_pivot_shows_the_metric_cells_with_bold_only_when_resolved():
     assert pivot.splitlines()[0] == "| depth | residual=False | residual=True |" and pivot.count("**") == 2
     bold = [line for line in pivot.splitlines() if "**" in line]
     assert len(bold) == 1 and bold[0].startswith("| 56 |") and bold[0].split("|")[-2].strip().startswith("**"), "depth 56 with residual"
+
+
+def test_the_terminal_ranking_leaves_the_statistics_to_compare_and_shows_verdicts_only_with_replicates():
+    from search.reporting.tables import TERMINAL_OMITS, ranking_frame
+
+    replicated = ranking_frame(compare(arms({20: 0.0, 56: 0.10})))
+    assert not set(TERMINAL_OMITS) & set(replicated.columns)
+    assert replicated["verdict"].tolist() == ["baseline", "worse"]
+    assert "*" in replicated["best_val_accuracy"].iloc[0]
+    single = ranking_frame(compare(arms({20: 0.0, 56: 0.10}, seeds=1)))
+    assert "verdict" not in single.columns and "n" in single.columns

@@ -241,6 +241,7 @@ def _print_result(console, space, result) -> None:
         raise ArchsearchError(f"no trial finished ({len(failed)} failed, parent run {result.parent_id}){first}")
     comparison = compare(trials_frame(result.trials), rows=space.varying_names())
     console.print(rich_table(ranking_frame(comparison), title=f"candidates ranked by {comparison.metric} (* best, resolved against every other)"))
+    console.print("intervals, paired differences and p-values: archsearch compare " + escape(space.experiment))
     console.print(escape(f"MLflow experiment {space.experiment!r} (id {result.experiment_id}), parent run {result.parent_id}"))
     console.print(escape(f"open in the MLflow UI: {_ui_hint(result.tracking_uri, result.experiment_id, result.parent_id)}"))
 

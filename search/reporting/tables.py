@@ -377,6 +377,14 @@ def _emphasis(value, template: str, escape=lambda text: text) -> str:
     return escape(text)
 
 
+TERMINAL_OMITS = ("95% CI", "difference (95% CI)", "p", "p (Holm)", "test", "needed")  # `compare` has them
+
+
 def ranking_frame(comparison: Comparison) -> pd.DataFrame:
-    """The plain text frame (no emphasis markers) for the terminal."""
-    return display_frame(comparison).map(lambda v: v.replace(BEST, " *") if isinstance(v, str) else v)
+    """The plain text frame (no emphasis markers) for the terminal after a search: narrow enough for 80
+    columns, so the statistics are left to `archsearch compare`, all but the verdict, which is shown once
+    some group has two replicates (at one each, every verdict would read "not resolved (n=1)")."""
+    shown = display_frame(comparison).drop(columns=list(TERMINAL_OMITS))
+    if not (comparison.table["n"] > 1).any():
+        shown = shown.drop(columns=["verdict"])
+    return shown.map(lambda v: v.replace(BEST, " *") if isinstance(v, str) else v)
