@@ -16,6 +16,12 @@ from pathlib import Path
 PREVIOUS_SUFFIX = ".last"  # the copy `write_atomic(keep_previous=True)` keeps of the file it replaces
 
 
+def last_good_copy(path: Path | str) -> Path:
+    """Where `write_atomic(keep_previous=True)` keeps the file it replaced: what a damaged file is rebuilt from."""
+    path = Path(path)
+    return path.with_name(path.name + PREVIOUS_SUFFIX)
+
+
 def write_atomic(path: Path | str, data: str | bytes, *, keep_previous: bool = False) -> None:
     """Write `data` to `path` in one step: temporary file, fsync, rename, fsync of the folder.
 
@@ -33,7 +39,7 @@ def write_atomic(path: Path | str, data: str | bytes, *, keep_previous: bool = F
         finally:
             os.close(descriptor)
         if keep_previous and path.is_file():
-            previous = path.with_name(path.name + PREVIOUS_SUFFIX)
+            previous = last_good_copy(path)
             link = path.with_name(f".{previous.name}.tmp")
             link.unlink(missing_ok=True)
             os.link(path, link)

@@ -20,7 +20,7 @@ from search.engine.compat import ORACLE_FILE, TRIAL_FILE, rebuilt_oracle_state, 
 from search.engine.hypermodel import declare
 from search.engine.oracles import make_oracle, objective
 from search.errors import StateError
-from search.files import PREVIOUS_SUFFIX
+from search.files import last_good_copy
 from search.spec.schema import Space
 
 _TRIAL_KEYS = {"trial_id", "hyperparameters", "metrics", "score", "best_step", "status", "message"}
@@ -88,7 +88,7 @@ def _readable(path: Path, keys: set[str]) -> dict | None:
 
 
 def _last_good(path: Path, keys: set[str]) -> dict | None:
-    return _readable(path.with_name(path.name + PREVIOUS_SUFFIX), keys)
+    return _readable(last_good_copy(path), keys)
 
 
 def _rebuilt_trial(path: Path, trial_id: str, space: Space, record: dict | None) -> tuple[dict, str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from search.errors import SearchBusy, StateError, reported_as
-from search.files import PREVIOUS_SUFFIX, write_atomic
+from search.files import last_good_copy, write_atomic
 from search.spec.schema import Space
 from search.tracking.locations import sqlite_path
 
@@ -50,7 +50,7 @@ class SearchState:
             return None
         state = cls._parsed(path)
         if state is None:
-            state = cls._parsed(path.with_name(path.name + PREVIOUS_SUFFIX))
+            state = cls._parsed(last_good_copy(path))
             if state is None:
                 raise StateError(f"{path} is damaged and has no good copy; run with --fresh to start the search over")
             state.write(project, keep_previous=False)  # the damaged file is no copy worth keeping
@@ -60,7 +60,7 @@ class SearchState:
     def readable(cls, project: Path) -> SearchState | None:
         """What `read` gives, or None where the state cannot be read: what `--fresh` abandons, if anything."""
         path = project / STATE_FILE
-        return cls._parsed(path) or cls._parsed(path.with_name(path.name + PREVIOUS_SUFFIX))
+        return cls._parsed(path) or cls._parsed(last_good_copy(path))
 
     @classmethod
     def _parsed(cls, path: Path) -> SearchState | None:
