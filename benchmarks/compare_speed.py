@@ -33,7 +33,7 @@ SETTINGS = {
     "space": "bench", "family": "resnet", "dataset": "digits", "dataset_path": "", "input_size": 32,
     "validation_split": 0.2, "subset": None, "flip": False, "crop_padding": 0, "noise": 0.0, "momentum": 0.9,
     "schedule": "constant", "milestones": [], "plateau_patience": 3, "epochs": 6, "early_stopping": None,
-    "strategy": "grid", "objective": "val_accuracy", "max_trials": None, "executions_per_trial": 1,
+    "strategy": "grid", "objective": "val_accuracy", "max_trials": None, "repeats": 1,
     "hyperband_factor": 3, "max_params": None, "bn": "post", "conv": "dense", "kernel": 3, "head": "gap",
     "width": 1.0, "se": False, "dropout": 0.0, "fc_units": 4096, "bn_momentum": 0.9, "optimizer": "sgd",
     "learning_rate": 0.05, "weight_decay": 0.0, "batch_size": 64, "train_samples": 1438,

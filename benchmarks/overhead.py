@@ -70,7 +70,7 @@ def plain_keras_tuner(space_path: Path, folder: Path) -> dict:
 
     tf.config.experimental.enable_op_determinism()
     space = load_space(space_path)
-    data = load_data(space.dataset, space.search.seed)
+    data = load_data(space.dataset)
     tuner = kt.GridSearch(SeededHyperModel(space, data), objective=objective(space), seed=space.search.seed,
                           directory=str(folder), project_name="plain", overwrite=True)
     tuner.search(verbose=0)

@@ -174,6 +174,6 @@ def test_good_data_of_every_kind_still_loads(tmp_path):
 
     path = tmp_path / "ok.npz"
     np.savez(path, x=(images() * 255).astype("uint8"), y=(two_classes() * 1.0))  # whole-number float labels are class ids
-    assert load_data(Dataset(name="npz", path=path, input_size=8), seed=1).num_classes == 2
-    data = load_data(Dataset(name="folder", path=folder(tmp_path / "images"), input_size=8), seed=1)
+    assert load_data(Dataset(name="npz", path=path, input_size=8, seed=1)).num_classes == 2
+    data = load_data(Dataset(name="folder", path=folder(tmp_path / "images"), input_size=8, seed=1))
     assert data.num_classes == 2 and data.input_shape == (8, 8, 3)

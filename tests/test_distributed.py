@@ -165,11 +165,11 @@ from search.engine.hypermodel import SpaceHyperModel, declare
 from search.spec.schema import Space
 space = Space.model_validate({"name": "m", "dataset": {"name": "digits", "input_size": 8, "subset": 128},
     "model": {"family": "resnet", "depth": 8, "width": 0.5}, "training": {"batch_size": 32, "epochs": 1, "distribute": "mirrored"}})
-hypermodel = SpaceHyperModel(space, load_data(space.dataset, 1), devices=["/cpu:0", "/cpu:1"])
+hypermodel = SpaceHyperModel(space, load_data(space.dataset), devices=["/cpu:0", "/cpu:1"])
 hp = kt.HyperParameters()
 declare(hp, space)
 model = hypermodel.build(hp)
-history = hypermodel.fit(hp, model, epochs=1)
+history = hypermodel.fit(hp, model, seed=1, epochs=1)
 print("replicas", hypermodel.replicas, type(model.trainable_variables[0].value).__name__, len(history.history["loss"]))
 """
 

@@ -102,7 +102,7 @@ def test_a_dataset_path_of_idx_files_validates_and_loads(tmp_path, no_machine_da
     assert info.source == str(folder.resolve() / "train-images-idx3-ubyte.gz")
     assert data_memory(info, spec).images == TRAIN
     assert describe_input(spec) == ((28, 28, 1), 10)
-    data = load_data(spec, seed=1)
+    data = load_data(spec)
     assert data.input_shape == (28, 28, 1) and len(data.y_train) == 9 and len(data.y_val) == 3
 
 

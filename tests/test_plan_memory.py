@@ -112,7 +112,7 @@ def test_run_checks_the_prepared_data_and_names_the_batch_size():
     from search.orchestration.plan import check_memory, memory_need
 
     space = load_space(REPO / "spaces" / "conv_kind.yaml")
-    data = load_data(space.dataset, space.search.seed)
+    data = load_data(space.dataset)
     check_memory(space, data, available=MACHINE)
     before, after = memory_need(space, available=MACHINE), memory_need(space, data, available=MACHINE)
     assert after.data < before.data

@@ -39,7 +39,7 @@ def store(tmp_path_factory):
         space = write(root / f"{experiment}_{seed}.yaml", text)
         result = runner.invoke(app, ["run", str(space), "--tracking-uri", uri, "--tuner-dir", str(root / "tuner")])
         assert result.exit_code == 0, result.output
-        assert "candidates ranked by best_val_accuracy" in result.output
+        assert "candidates ranked by test_accuracy" in result.output
     return root, uri
 
 
@@ -58,11 +58,11 @@ def compare_json(uri, *args):
 def test_compare_aggregates_exactly_what_was_logged_over_seeds(store):
     _, uri = store
     data = compare_json(uri, "tiny")
-    assert data["metric"] == "best_val_accuracy"
+    assert data["metric"] == "test_accuracy"  # the test part leads; validation chose the epochs
     runs = logged(uri, "tiny")
     assert len(runs) == 4
     for group in data["groups"]:
-        values = [r.data.metrics["best_val_accuracy"] for r in runs if r.data.params["residual"] == group["residual"]]
+        values = [r.data.metrics["test_accuracy/replicate_0"] for r in runs if r.data.params["residual"] == group["residual"]]
         assert group["n"] == 2 == len(values) and group["failed"] == 0
         assert group["mean"] == pytest.approx(statistics.fmean(values), abs=1e-9)
         assert group["std"] == pytest.approx(statistics.stdev(values), abs=1e-9)
@@ -72,8 +72,8 @@ def test_compare_aggregates_exactly_what_was_logged_over_seeds(store):
     other = next(g for g in data["groups"] if g is not best)
     assert best["verdict"] == "baseline" and data["baseline"] == f"residual={best['residual']}"
     assert other["test"] == "paired", "both candidates ran under seeds 7 and 8"
-    by_seed = {(r.data.params["residual"], r.data.params["seed"]): r.data.metrics["best_val_accuracy"] for r in runs}
-    paired = [by_seed[(other["residual"], s)] - by_seed[(best["residual"], s)] for s in ("7", "8")]
+    by_seed = {(r.data.params["residual"], r.data.params["replicate_seeds"]): r.data.metrics["test_accuracy"] for r in runs}
+    paired = [by_seed[(other["residual"], s)] - by_seed[(best["residual"], s)] for s in ("700", "800")]
     assert other["diff"] == pytest.approx(statistics.fmean(paired), abs=1e-9)
     # bold only on a resolved win, never on the larger mean alone
     assert best["best"] == (other["verdict"] == "worse") and not other["best"]
@@ -304,7 +304,7 @@ def test_compare_out_refuses_an_existing_file_unless_forced(store, tmp_path):
     assert out.read_text() == "keep me\n"
     result = runner.invoke(app, ["compare", "tiny", "--out", str(out), "--force", "--tracking-uri", uri])
     assert result.exit_code == 0, result.output
-    assert out.read_text().startswith("| residual | best_val_accuracy |")
+    assert out.read_text().startswith("| residual | test_accuracy |")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["table.md"], "no temporary file is left beside it"
     assert "--force" in runner.invoke(app, ["compare", "--help"]).output
 

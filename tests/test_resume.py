@@ -245,7 +245,7 @@ def test_the_same_search_under_another_tuner_folder_is_refused_while_the_first_r
     space_path = write(tmp_path / "s.yaml", TINY_SPACE)
     space = load_space(space_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    key = search_key(space.model_dump(mode="json"), load_data(space.dataset, space.search.seed).fingerprint)
+    key = search_key(space.model_dump(mode="json"), load_data(space.dataset).fingerprint)
     with exclusive_search(key, uri, tmp_path / "first" / "tiny"):
         result = cli(space_path, uri, tmp_path / "second")
     assert result.exit_code == 2, result.output

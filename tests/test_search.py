@@ -44,7 +44,7 @@ def test_one_parent_run_and_one_nested_finished_run_per_trial(finished_search):
     assert {t.data.tags[PARENT_TAG] for t in trials} == {parents[0].info.run_id}
     assert all(t.info.status == "FINISHED" for t in trials)
     assert sorted(t.data.params["residual"] for t in trials) == ["False", "True"]
-    assert "candidates ranked by best_val_accuracy" in output and "archsearch ui --tracking-uri" in output
+    assert "candidates ranked by test_accuracy" in output and "archsearch ui --tracking-uri" in output
 
 
 def test_trial_runs_carry_params_curves_costs_and_provenance(finished_search):
@@ -62,6 +62,15 @@ def test_trial_runs_carry_params_curves_costs_and_provenance(finished_search):
     assert metrics["params"] > 1000 and metrics["flops"] == 2 * metrics["mult_adds"] > 0
     assert 0 < metrics["train_seconds"] <= metrics["trial_seconds"] and metrics["epochs_run"] == 2
     assert 0 <= metrics["best_val_accuracy"] <= 1
+    # the test part: its own images, measured once per replicate, at the epoch validation selected
+    assert (params["train_samples"], params["validation_samples"], params["test_samples"]) == ("210", "90", "359")
+    assert len({params["train_hash"], params["validation_hash"], params["test_hash"]}) == 3
+    assert params["replicate_seeds"] == "700" and params["repeats"] == "1"
+    assert metrics["test_accuracy"] == metrics["test_accuracy/replicate_0"] and 0 <= metrics["test_accuracy"] <= 1
+    assert metrics["test_loss/replicate_0"] > 0 and metrics["selected_epoch"] in (1.0, 2.0)
+    val = [m.value for m in client.get_metric_history(trial.info.run_id, "val_accuracy")]
+    assert metrics["selected_epoch"] == val.index(max(val)) + 1 and metrics["best_val_accuracy"] == max(val)
+    assert metrics["converged"] in (0.0, 1.0) and "loss_slope" in metrics
     tags = trial.data.tags
     from search.tracking.provenance import file_hash
 

@@ -208,7 +208,8 @@ INTEGERS = {  # every integer field: a number of 80 digits is refused at its key
     "milestones[0]": "training: {schedule: step, milestones: [VALUE]}",
     "early_stopping.patience": "training: {early_stopping: {patience: VALUE}}",
     "max_trials": "search: {max_trials: VALUE}",
-    "executions_per_trial": "search: {executions_per_trial: VALUE}",
+    "repeats": "search: {repeats: VALUE}",
+    "convergence.window": "training: {convergence: {window: VALUE}}",
     "seed": "search: {seed: VALUE}",
     "hyperband_factor": "search: {hyperband_factor: VALUE}",
     "population_size": "search: {population_size: VALUE}",
@@ -289,7 +290,7 @@ def test_a_study_file_is_read_as_safely_as_a_space_file(tmp_path):
     with pytest.raises(SpaceError, match=r"spaces\[0\]: must be printable text"):
         load_study(tmp_path)
     (tmp_path / "study.yaml").write_text("name: s\nspaces: [a.yaml]\nseeds: [1, 99999999999]\n")
-    with pytest.raises(SpaceError, match=r"seeds\[1\]: Input should be less than or equal to 2147483647"):
+    with pytest.raises(SpaceError, match=r"seeds\[1\]: Input should be less than or equal to 10000000"):
         load_study(tmp_path)
     (tmp_path / "study.yaml").write_text("name: s\nspaces: [a.yaml]\nsaeds: [1]\n")
     with pytest.raises(SpaceError, match="line 3: saeds: unknown key; allowed here: name, spaces"):

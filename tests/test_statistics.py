@@ -210,9 +210,61 @@ def test_seeds_decide_paired_or_welch_in_the_table():
     assert paired["p"].dropna().iloc[0] < unpaired["p"].dropna().iloc[0]
 
 
-def test_executions_count_once_per_trial():
-    frame = arms({20: 0.0, 56: 0.10}).assign(executions_per_trial=3, best_val_accuracy_std=0.05)
-    assert compare(frame).table["n"].tolist() == [5, 5]
+def replicated(shifts: dict, repeats=4, searches=(1,), noise=0.001, converged=None) -> pd.DataFrame:
+    """Trials of the groups depth=<key>, one per search seed, each logging `repeats` replicates as a
+    trial does (`<metric>/replicate_<i>`, `replicate_seeds`), every replicate `0.8 + shift + its seed's
+    effect + noise`; `converged`: {depth: flags per replicate}."""
+    rng = np.random.default_rng(2)
+    effect = {}
+    rows = []
+    for depth, shift in shifts.items():
+        for seed in searches:
+            seeds = [seed * 100 + i for i in range(repeats)]
+            values = [0.8 + shift + effect.setdefault(s, rng.normal(0, 0.02)) + rng.normal(0, noise) for s in seeds]
+            row = {"depth": depth, "seed": seed, "status": "FINISHED", "replicate_seeds": ",".join(map(str, seeds)),
+                   "test_accuracy": np.mean(values), "best_val_accuracy": np.mean(values) + 0.01}
+            flags = (converged or {}).get(depth, [1.0] * repeats)
+            row |= {f"test_accuracy/replicate_{i}": v for i, v in enumerate(values)}
+            row |= {f"converged/replicate_{i}": f for i, f in enumerate(flags)} | {"converged": min(flags)}
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.assign(run_id=[f"r{i}" for i in range(len(frame))], experiment="e", varying="depth", objective="val_accuracy")
+
+
+def test_every_replicate_of_a_trial_counts_and_is_paired_by_its_own_seed():
+    frame = replicated({20: 0.0, 56: 0.05}, repeats=4, searches=(1, 2))
+    result = compare(frame)
+    assert result.metric == "test_accuracy"  # the test part leads where the trials have one
+    table = result.table.set_index("depth")
+    assert table["n"].tolist() == [8, 8]  # two searches x four replicates
+    assert table.loc[20, "test"] == "paired" and table.loc[20, "verdict"] == "worse"
+    per_replicate = frame.filter(like="test_accuracy/replicate_").to_numpy()
+    assert table.loc[56, "mean"] == pytest.approx(per_replicate[frame["depth"] == 56].mean())
+    assert table.loc[56, "converged"] == 8
+
+
+def test_two_searches_never_share_a_replicate_seed():
+    from search.spec.schema import MAX_SEED, Search
+
+    first = [Search(seed=s, repeats=100).replicate_seeds() for s in (1, 2, 3, 99, MAX_SEED)]
+    flat = [seed for seeds in first for seed in seeds]
+    assert len(set(flat)) == len(flat) and max(flat) < 2**31
+    assert Search(seed=1, repeats=2).replicate_seeds() == [100, 101]
+    # pooled over searches 1 and 2 with two replicates each: four distinct seeds, so no pair shared by accident
+    frame = replicated({20: 0.0}, repeats=2, searches=(1, 2))
+    assert compare(frame).table.loc[0, "n"] == 4
+
+
+def test_a_verdict_resting_on_an_unconverged_replicate_says_so():
+    frame = replicated({20: 0.0, 56: 0.05, 32: 0.049}, repeats=5, converged={20: [1, 1, 0, 1, 1]})
+    table = compare(frame).table.set_index("depth")
+    assert table.loc[20, "verdict"] == "worse, not converged" and table.loc[20, "converged"] == 4
+    assert table.loc[32, "verdict"] in ("worse", "not resolved (n=5)")  # both of its arms converged
+    assert "4/5" in render(compare(frame), "markdown")
+    flags = replicated({20: 0.0, 56: 0.05}, repeats=5, converged={56: [0, 1, 1, 1, 1]})
+    baseline_unconverged = compare(flags).table.set_index("depth")
+    assert baseline_unconverged.loc[20, "verdict"] == "worse, not converged"
+    assert baseline_unconverged.loc[56, "best"]  # resolved all the same; the verdicts carry the caveat
 
 
 def test_every_format_carries_the_comparison_columns():

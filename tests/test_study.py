@@ -4,6 +4,7 @@ determinism claim: the same seeds on CPU reproduce the metrics exactly."""
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import TINY_SPACE, write
 from typer.testing import CliRunner
@@ -41,10 +42,20 @@ def test_a_study_runs_every_seed_and_reproduces_exactly(tmp_path):
     assert record["experiment"] == "study-tiny_study" and record["seeds"] == [3, 4]
     assert [s["seed"] for s in record["searches"]] == [3, 4]
     assert all(s["trials_finished"] == 2 and len(s["data_hash"]) == 16 for s in record["searches"])
-    assert record["searches"][0]["data_hash"] != record["searches"][1]["data_hash"], "each seed has its own split"
+    for key in ("data_hash", "train_hash", "validation_hash", "test_hash"):  # the seeds move the models, not the split
+        assert record["searches"][0][key] == record["searches"][1][key], key
+    assert record["searches"][0]["replicate_seeds"] != record["searches"][1]["replicate_seeds"]
     assert record["search_cost_hours"] > 0 and "tensorflow" in record["versions"]
+    assert all(len(s["git_commit"]) >= 7 for s in record["searches"])
+    replicates = pd.read_csv(first_folder / "results" / "replicates.csv")
+    assert len(replicates) == len(record["replicates"]) == 4 and set(replicates["replicate_seed"]) == {300, 400}
+    assert replicates["test_accuracy"].between(0, 1).all() and set(replicates["residual"]) == {True, False}
+    means = replicates.groupby("residual")["test_accuracy"].mean()
+    assert {g["residual"]: g["mean"] for g in first["groups"]} == pytest.approx({str(k): v for k, v in means.items()})
+    assert record["statistics"]["metric"] == "test_accuracy" and "Holm" in record["statistics"]["correction"]
+    assert [r["trials"] for r in record["runs"]] == [2, 2] and record["all_runs_cost_hours"] == pytest.approx(record["search_cost_hours"])
     methods = (first_folder / "results" / "methods.md").read_text()
-    assert "| space.yaml | 3 |" in methods and "Seeds: 3, 4" in methods
+    assert "| space.yaml | 3 |" in methods and "Seeds: 3, 4" in methods and "Every search run" in methods
     for name in ("index.html", "learning_curves.png", "comparison.md"):
         assert (first_folder / "results" / name).is_file()
 
@@ -89,3 +100,18 @@ def test_a_search_whose_trials_logged_no_time_counts_zero_not_nan():
     failed_only = pd.DataFrame({"status": ["FAILED"], "start_time": [0], "end_time": [5000]})
     record = search_record(Path("space.yaml"), 1, failed_only)
     assert record["train_seconds"] == 0.0 and record["trial_seconds"] == 0.0 and record["trials_failed"] == 1
+
+
+def test_a_study_refuses_a_cell_search_that_sees_what_its_baselines_are_judged_on(tmp_path):
+    """Checked before anything runs: the search's subset is larger than the baseline's training part."""
+    cells = "name: cells\ndataset: {name: digits, input_size: 8, subset: 1200}\nmodel: {family: cells, blocks: 2, stages: 2, cells_per_stage: 1, filters: 4}\n"
+    cells += "search: {strategy: random, max_trials: 2}\n"
+    write(tmp_path / "s" / "cells.yaml", cells)
+    write(tmp_path / "s" / "space.yaml", TINY_SPACE.replace("  subset: 300\n", ""))
+    write(tmp_path / "s" / "study.yaml", "name: leaky\nsearches: [cells.yaml]\nspaces: [space.yaml]\nseeds: [1]\n")
+    store = tmp_path / "store"
+    result = runner.invoke(app, ["study", str(tmp_path / "s"), "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}", "--tuner-dir", str(store / "tuner")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    line = result.output.strip()
+    assert "cells.yaml: dataset: " in line and "images the search trains and selects on are among the" in line and "of space.yaml" in line
+    assert not store.exists() or not any(store.iterdir()), "nothing ran"

@@ -52,14 +52,14 @@ def test_groups_by_varying_axes_with_mean_std_n_and_failures():
     assert result.table["mean"].isna().tolist()[-1], "groups without a finished trial rank last"
 
 
-def test_executions_are_averaged_into_their_trial_which_is_one_replicate():
+def test_a_trial_without_per_replicate_values_is_one_replicate():
     frame = trials(
         [
-            {"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.5, "best_val_accuracy_std": 0.1, "executions_per_trial": 2},
-            {"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.8, "best_val_accuracy_std": 0.0, "executions_per_trial": 1},
+            {"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.5, "best_val_accuracy_std": 0.1, "repeats": 2},
+            {"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.8, "best_val_accuracy_std": 0.0, "repeats": 1},
         ]
     )
-    # a trial logs the mean of its executions: the replicates are the trials' values, 0.5 and 0.8
+    # trials logged before replicates were recorded: each trial's mean is one replicate, 0.5 and 0.8
     values = [0.5, 0.8]
     row = compare(frame).table.iloc[0]
     assert row["n"] == 2
@@ -147,9 +147,9 @@ def test_only_the_latest_search_of_a_space_and_seed_counts():
     assert set(kept["parent_id"]) == {"new", "seed2"} and len(kept) == 2 * len(KNOWN)
 
 
-def test_one_measurement_per_trial_is_counted_once_even_with_executions():
+def test_a_metric_logged_once_per_trial_counts_once_whatever_the_repeats():
     frame = trials(
-        [{"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.9, "trial_seconds": 4.0, "executions_per_trial": 3}]
+        [{"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.9, "trial_seconds": 4.0, "repeats": 3, "replicate_seeds": "100,101,102"}]
     )
     row = compare(frame, metric="trial_seconds").table.iloc[0]
     assert row["n"] == 1 and math.isnan(row["std"])

@@ -257,8 +257,7 @@ def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_
     console.print(f"[bold]{space.name}[/]: {escape(space.describe())}, {space.search.strategy} search, "
                   f"{training.epochs} epochs each, seed {space.search.seed}")
     try:
-        executions = space.search.executions_per_trial
-        with RichProgress(console, space.search.objective, training.epochs, executions, distributed=distribution is not None) as progress:
+        with RichProgress(console, space.search.objective, training.epochs, space.search.repeats, distributed=distribution is not None) as progress:
             return run_search(
                 space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, observer=progress, origin=origin,
                 distribution=distribution, tracking_timeout=tracking_timeout,

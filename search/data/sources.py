@@ -141,6 +141,15 @@ def load_arrays(spec: Dataset, before_decoding: Callable[[ArrayInfo], None] | No
     return x, y
 
 
+def describe_test_arrays(spec: Dataset) -> ArrayInfo:
+    """The size of MNIST's or Fashion-MNIST's official test part from its headers (the table where the
+    files are not on this machine: `load_test_arrays` then says where to get them)."""
+    source = find_named(spec)
+    if source is None:
+        return ArrayInfo(10_000, *KNOWN_SHAPES[spec.name][1:4], spec.name)
+    return _describe_named(source, "test")
+
+
 def load_test_arrays(spec: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """The official test part of MNIST or Fashion-MNIST (`t10k-*`: 10,000 images), from where the training
     part is found, as `load_arrays` returns it: float32 images in [0, 1] and labels, checked."""

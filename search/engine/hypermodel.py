@@ -67,9 +67,9 @@ class SpaceHyperModel(kt.HyperModel):
     def replicas(self) -> int:
         return self.strategy.num_replicas_in_sync if self.strategy else 1
 
-    def fit(self, hp: kt.HyperParameters, model: keras.Model, *, callbacks=(), epochs=None, initial_epoch=0, verbose=0):
+    def fit(self, hp: kt.HyperParameters, model: keras.Model, *, seed: int, callbacks=(), epochs=None, initial_epoch=0, verbose=0):
+        """Train `model`; `seed` (the replicate's) orders the training data and seeds its augmentation."""
         training = self.space.training
-        seed = self.space.search.seed
         batch_size = hp.values["batch_size"]
         data = self.data
         train = pipeline(
@@ -85,6 +85,14 @@ class SpaceHyperModel(kt.HyperModel):
             shuffle=False,  # the pipeline shuffles, from the seed
             verbose=verbose,
         )
+
+    def test(self, hp: kt.HyperParameters, model: keras.Model) -> dict[str, float]:
+        """`test_loss` and `test_accuracy` of `model` on the test part (none without one)."""
+        if not self.data.has_test:
+            return {}
+        data = self.data
+        results = model.evaluate(pipeline(data.x_test, data.y_test, hp.values["batch_size"], seed=0, shuffle=False), verbose=0, return_dict=True)
+        return {f"test_{name}": float(value) for name, value in results.items()}
 
 
 def make_strategy(devices: list[str] | None = None):

@@ -1,4 +1,4 @@
-"""Trials in a process of their own: build, fit each execution, report epochs back, take the next trial.
+"""Trials in a process of their own: build, fit and test each replicate, report epochs back, take the next trial.
 
 TensorFlow keeps ~18-40 MiB per built-and-fitted model even after `clear_session()`, so a search that
 trains hundreds of candidates in one process grows without bound. A trial process therefore trains trials
@@ -8,7 +8,7 @@ trial finds TensorFlow's kernels and caches warm (about a second per trial on a 
 Processes are forked from a server that has already imported this module and with it TensorFlow (see
 `search.engine.trial_server`), so a new one starts in milliseconds, not seconds.
 
-Results do not depend on which trials a process ran before: each execution is seeded, and the ops are
+Results do not depend on which trials a process ran before: each replicate is seeded, and the ops are
 deterministic (a test checks a trial alone against the same trial run after another).
 """
 
@@ -35,6 +35,7 @@ import keras_tuner as kt  # noqa: E402
 from search.data import Data  # noqa: E402
 from search.engine.hypermodel import SpaceHyperModel  # noqa: E402
 from search.models.costs import model_costs  # noqa: E402
+from search.reporting.statistics import convergence  # noqa: E402
 from search.spec.metrics import minimised  # noqa: E402
 from search.spec.schema import Space  # noqa: E402
 
@@ -48,8 +49,7 @@ class TrialJob:
     space: Space
     data_path: Path
     hyperparameters: kt.HyperParameters
-    seed: int
-    executions: int
+    seeds: list[int]  # one replicate per seed
     epochs: int
     initial_epoch: int = 0
     load_weights_from: Path | None = None  # hyperband: continue a shorter trial's best epoch
@@ -62,7 +62,7 @@ class TrialFailed(Exception):
 
 def serve_trials(jobs, events, search_pid: int, threads: int | None) -> None:
     """Entry point of a trial process: for each job from `jobs` sends ("built", costs, summary),
-    ("epoch", execution, epoch, logs)..., then ("done", seconds spent in fit, MiB its peak size grew
+    ("epoch", replicate, epoch, logs)... and ("tested", replicate, test metrics) per replicate, then ("done", seconds spent in fit, MiB its peak size grew
     since the first trial) or ("error", reason, traceback). Ends at a None job, after a failed trial,
     or when the search process is gone (`search_pid`: kill -9, crash). `threads` caps TensorFlow's CPU
     threads (workers sharing one machine)."""
@@ -115,27 +115,35 @@ def _gone(pid: int) -> bool:
 
 
 def _run(job: TrialJob, events) -> float:
+    """Each replicate: seeded by its own seed, built, fitted, then tested once on its selected epoch's
+    weights ("tested", replicate, metrics)."""
     hypermodel = SpaceHyperModel(job.space, Data.load(job.data_path))
     max_params = job.space.search.max_params
     fit_seconds = 0.0
-    for execution in range(job.executions):
-        if execution:
+    for replicate, seed in enumerate(job.seeds):
+        if replicate:
             keras.backend.clear_session()
-        keras.utils.set_random_seed(job.seed + execution)
+        keras.utils.set_random_seed(seed)
         model = hypermodel.build(job.hyperparameters)
-        if execution == 0:
+        if replicate == 0:
             costs = model_costs(model) | {"replicas": hypermodel.replicas}
             events.put(("built", costs, summary_text(model)))
             if max_params is not None and costs["params"] > max_params:
                 raise TrialFailed(f"Oversized model: {costs['params']:,} parameters > max_params {max_params:,}")
         if job.load_weights_from is not None:
             model.load_weights(job.load_weights_from)
-        callbacks = [EpochReporter(events, execution)]
+        selected = KeepBest(job.space.search.objective)
+        callbacks = [EpochReporter(events, replicate), selected]
         if job.save_weights_to is not None:
             callbacks.append(SaveBest(job.space.search.objective, job.save_weights_to))
         started = time.perf_counter()
-        hypermodel.fit(job.hyperparameters, model, callbacks=callbacks, epochs=job.epochs, initial_epoch=job.initial_epoch)
+        history = hypermodel.fit(job.hyperparameters, model, seed=seed, callbacks=callbacks, epochs=job.epochs, initial_epoch=job.initial_epoch)
         fit_seconds += time.perf_counter() - started
+        measured = convergence(history.history.get("loss", []), hypermodel.data.num_classes, job.space.training.convergence)
+        if selected.weights is not None:
+            model.set_weights(selected.weights)
+            measured["selected_epoch"] = float(selected.epoch + 1)
+        events.put(("tested", replicate, measured | hypermodel.test(job.hyperparameters, model)))
     return fit_seconds
 
 
@@ -202,13 +210,31 @@ class TrialProcess:
 
 
 class EpochReporter(keras.callbacks.Callback):
-    def __init__(self, events, execution: int):
+    def __init__(self, events, replicate: int):
         super().__init__()
-        self.events, self.execution = events, execution
+        self.events, self.replicate = events, replicate
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
-        self.events.put(("epoch", self.execution, epoch, logs))
+        self.events.put(("epoch", self.replicate, epoch, logs))
+
+
+class KeepBest(keras.callbacks.Callback):
+    """The weights of the epoch the objective selects (validation, unless the objective is a training
+    metric), kept in memory: the test part is evaluated on them, once."""
+
+    def __init__(self, objective: str):
+        super().__init__()
+        self.objective = objective
+        self.sign = -1 if minimised(objective) else 1
+        self.best = -math.inf
+        self.weights, self.epoch = None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.objective)
+        if value is not None and math.isfinite(value) and self.sign * value > self.best:
+            self.best, self.epoch = self.sign * value, epoch
+            self.weights = self.model.get_weights()
 
 
 class SaveBest(keras.callbacks.Callback):

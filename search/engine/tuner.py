@@ -97,11 +97,11 @@ class TrackedTuner(compat.DeclaringTuner):
         try:
             if "genotype" in values:
                 self._log_genotype(run_id, values["genotype"])
-            curves, costs, summary, fit_seconds = self._run_in_process(trial, self._job(trial))
+            curves, tested, costs, summary, fit_seconds = self._run_in_process(trial, self._job(trial))
             if summary:
                 self.tracker.log_text(run_id, summary, "model_summary.txt")
             _refuse_non_finite(curves)
-            metrics = self._summarise(curves, costs)
+            metrics = self._summarise(curves, tested, costs)
             metrics |= {"train_seconds": fit_seconds, "trial_seconds": time.perf_counter() - started} | self.trial_metrics
             self.tracker.log_curves(run_id, _mean_curve(curves), first_step=hp.values.get("tuner/initial_epoch", 0) + 1)
             self.tracker.log_metrics(run_id, metrics)
@@ -139,8 +139,7 @@ class TrackedTuner(compat.DeclaringTuner):
             space=self.space,
             data_path=self.data_path,
             hyperparameters=trial.hyperparameters,
-            seed=self.space.search.seed,
-            executions=self.space.search.executions_per_trial,
+            seeds=self.space.search.replicate_seeds(),
             epochs=values.get("tuner/epochs", self.space.training.epochs),
             initial_epoch=values.get("tuner/initial_epoch", 0),
             load_weights_from=self._weights_path(previous) if previous else None,
@@ -153,6 +152,7 @@ class TrackedTuner(compat.DeclaringTuner):
     def _run_in_process(self, trial, job: TrialJob):
         """Train the trial in the trial process, relaying its epochs to the display as they end."""
         curves: list[list[dict]] = []
+        tested: list[dict] = []
         costs: dict = {}
         summary = ""
 
@@ -161,27 +161,34 @@ class TrackedTuner(compat.DeclaringTuner):
             if kind == "built":
                 costs, summary = payload
             elif kind == "epoch":
-                execution, epoch, logs = payload
-                while len(curves) <= execution:
+                replicate, epoch, logs = payload
+                while len(curves) <= replicate:
                     curves.append([])
-                curves[execution].append(logs)
-                self.observer.epoch_end(trial.trial_id, execution, epoch, logs)
+                curves[replicate].append(logs)
+                self.observer.epoch_end(trial.trial_id, replicate, epoch, logs)
+            elif kind == "tested":
+                tested.append(payload[1])
             else:
                 raise RuntimeError(f"unexpected event {kind!r} from the trial process")
 
         fit_seconds = self.trial_process.run(job, relay)
-        return curves, costs, summary, fit_seconds
+        return curves, tested, costs, summary, fit_seconds
 
-    def _summarise(self, curves: list[list[dict]], costs: dict) -> dict:
-        """Costs, the objective's best epoch (mean over executions) and, with several executions, the
-        spread of every final value as `<name>_std`."""
+    def _summarise(self, curves: list[list[dict]], tested: list[dict], costs: dict) -> dict:
+        """Costs; per replicate, the objective's best epoch, what the trial process measured on its weights
+        (test metrics, the selected epoch) and the convergence check, each logged as `<name>/replicate_<i>`; their mean under the plain name (all
+        replicates for `converged`), and with several replicates the spread of every value as `<name>_std`."""
         objective = self.oracle.objective
         best_key = best_metric(objective.name)
-        finals = [curve[-1] | {best_key: _best_epoch(curve, objective)[objective.name]} for curve in curves]
+        replicates = [{best_key: _best_epoch(curve, objective)[objective.name]} | test for curve, test in zip(curves, tested, strict=True)]
         metrics = dict(costs)
         metrics["epochs_run"] = len(curves[0])
-        metrics[best_key] = statistics.fmean(final[best_key] for final in finals)
-        if len(finals) > 1:
+        for key in replicates[0]:
+            values = [replicate[key] for replicate in replicates]
+            metrics[key] = min(values) if key == "converged" else statistics.fmean(values)
+            metrics |= {f"{key}/replicate_{i}": value for i, value in enumerate(values)}
+        if len(curves) > 1:
+            finals = [curve[-1] | replicate for curve, replicate in zip(curves, replicates)]
             for key in finals[0]:
                 metrics[f"{key}_std"] = statistics.stdev(final[key] for final in finals)
         return metrics
@@ -202,7 +209,7 @@ def _best_epoch(curve: list[dict], objective: kt.Objective) -> dict:
 
 
 def _mean_curve(curves: list[list[dict]]) -> list[dict]:
-    """Per-epoch means over executions (executions stopped early contribute the epochs they ran)."""
+    """Per-epoch means over replicates (replicates stopped early contribute the epochs they ran)."""
     mean = []
     for epoch in range(max(len(curve) for curve in curves)):
         present = [curve[epoch] for curve in curves if epoch < len(curve)]

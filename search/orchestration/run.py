@@ -70,7 +70,7 @@ def run_search(space: Space, space_path: Path, *, tuner_dir: Path = DEFAULT_TUNE
     """
     if options.get("distribution") is None:  # trials train here: their server's imports overlap what follows
         start_trial_server()
-    data = load_data(space.dataset, space.search.seed)  # before anything is written: bad data writes nothing
+    data = load_data(space.dataset)  # before anything is written: bad data writes nothing
     check_memory(space, data)  # and a search too big for this machine neither
     project = Path(tuner_dir) / space.name
     key = search_key(space.model_dump(mode="json"), data.fingerprint)

@@ -3,16 +3,19 @@ and transfers included, then the report and the methods record into `DIR/results
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from search.errors import TrackingError, UserError
-from search.orchestration.report import write_report
+from search.data import leak
+from search.errors import DataError, TrackingError, UserError
+from search.orchestration.report import load_comparison, write_report
 from search.orchestration.run import SearchResult
 from search.orchestration.transfer import Origin, best_cells, transferred_space
 from search.reporting.records import search_record, write_record
+from search.reporting.statistics import ALPHA, LEVEL
 from search.reporting.tables import compare, render
 from search.spec.metrics import best_metric
 from search.spec.schema import Space
@@ -20,7 +23,7 @@ from search.spec.study import STUDY_FILE, Study, StudyPlan, seeded, transfer_tar
 from search.tracking.client import experiment_runs
 from search.tracking.locations import resolve_tracking_uri
 from search.tracking.provenance import library_versions, machine
-from search.tracking.tags import SEARCH_ROLE
+from search.tracking.tags import PARENT_TAG, SEARCH_ROLE, TRIAL_ROLE
 
 # Runs one search (with whatever display the caller shows): space, its file, a transfer's origin or None.
 RunOne = Callable[[Space, Path, Origin | None], SearchResult]
@@ -28,7 +31,9 @@ RunOne = Callable[[Space, Path, Origin | None], SearchResult]
 
 def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_uri: str | None, run_one: RunOne) -> Path:
     """Run the study's searches, spaces and transfers seed by seed (each seed its own search, so an
-    interrupted study resumes where it stopped), then write its results; returns the results folder."""
+    interrupted study resumes where it stopped), then write its results; returns the results folder.
+    A cell search whose images overlap what a baseline or transfer is judged on is refused first."""
+    check_splits(plan)
     experiment, search_experiment = study.experiment(full), study.search_experiment(full)
     records = []
     searches_then_spaces = [(p, s, search_experiment) for p, s in plan.searches] + [(p, s, experiment) for p, s in plan.spaces]
@@ -51,13 +56,92 @@ def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_
         write_report(tracking_uri, [experiment], out, rows=study.rows or None, cols=study.cols or None, metric=study.metric)
     except UserError as error:
         raise error.at(f"{folder / STUDY_FILE}: the searches ran, but the report failed") from None
-    write_record(out, study, full, records, versions=library_versions(), hardware=machine())
+    uri = resolve_tracking_uri(tracking_uri)
+    costs = [cost for name in (search_experiment, experiment) for cost in run_costs(uri, name)]
+    write_record(out, study, full, records, versions=library_versions(), hardware=machine(), costs=costs,
+                 replicates=replicate_rows(uri, experiment), statistics=statistics_used(uri, experiment, study))
     if plan.searches:
         try:
             write_search_table(resolve_tracking_uri(tracking_uri), search_experiment, out)
         except UserError as error:
             raise error.at(f"{folder / STUDY_FILE}: the searches ran, but their table failed") from None
     return out
+
+
+def check_splits(plan: StudyPlan) -> None:
+    """Each cell search must see only training images of every space the study judges beside it
+    (`search.data.leak`), or its cells would be scored on what they were chosen on."""
+    judged = [*plan.spaces, *((path, target) for _, _, path, target in plan.transfers)]
+    for search_path, search in plan.searches:
+        for path, space in judged:
+            problem = leak(search.dataset, space.dataset)
+            if problem:
+                raise DataError(f"dataset: {problem} of {path.name}; give both the same dataset.seed and test_split, and "
+                                "the search a subset no larger than the other's training part").at(search_path)
+
+
+def run_costs(tracking_uri: str, experiment: str) -> list[dict]:
+    """Every search run in `experiment`, superseded, failed and pilot runs included, with what its
+    trials cost: the study's cost is all it ran, not only what its tables show."""
+    try:
+        parents = experiment_runs(tracking_uri, experiment, SEARCH_ROLE)
+        trials = experiment_runs(tracking_uri, experiment, TRIAL_ROLE)
+    except TrackingError:  # the experiment was never made (a study without cell searches)
+        return []
+    seconds = pd.to_numeric(trials.get("metrics.trial_seconds"), errors="coerce") if len(trials) else pd.Series(dtype=float)
+    by_parent = seconds.groupby(trials[f"tags.{PARENT_TAG}"]).agg(["sum", "size"]) if len(trials) else pd.DataFrame(columns=["sum", "size"])
+    rows = []
+    for _, parent in parents.iterrows():
+        spent = by_parent.loc[parent["run_id"]] if parent["run_id"] in by_parent.index else {"sum": 0.0, "size": 0}
+        rows.append({
+            "experiment": experiment, "run_id": parent["run_id"], "space": parent.get("params.space"), "seed": parent.get("params.seed"),
+            "status": parent["status"], "trials": int(spent["size"]), "trial_seconds": float(spent["sum"]),
+            "git_commit": parent.get("tags.git_commit"), "started": _date(parent.get("start_time")),
+        })
+    return rows
+
+
+def replicate_rows(tracking_uri: str, experiment: str) -> list[dict]:
+    """One row per replicate of every finished trial of the study: its space, search seed, replicate
+    seed, axis values and per-replicate metrics, for a reader to recompute every statistic."""
+    trials = experiment_runs(tracking_uri, experiment, TRIAL_ROLE)
+    trials = trials[trials["status"] == "FINISHED"]
+    rows = []
+    for _, trial in trials.iterrows():
+        varying = [a for a in str(trial.get("tags.archsearch.varying") or "").split(",") if a]
+        seeds = str(trial.get("params.replicate_seeds") or trial.get("params.seed")).split(",")
+        for index, seed in enumerate(seeds):
+            row = {"space": trial.get("params.space"), "run_id": trial["run_id"], "seed": trial.get("params.seed"), "replicate_seed": seed}
+            row |= {axis: trial.get(f"params.{axis}") for axis in varying}
+            row |= {name: trial.get(f"metrics.{name}/replicate_{index}") for name in REPLICATE_METRICS}
+            row |= {f"{part}_hash": trial.get(f"params.{part}_hash") for part in ("train", "validation", "test")}
+            rows.append(row)
+    return rows
+
+
+REPLICATE_METRICS = ("best_val_accuracy", "best_val_loss", "test_accuracy", "test_loss", "selected_epoch", "loss_slope", "converged")
+
+
+def statistics_used(tracking_uri: str, experiment: str, study: Study) -> dict:
+    """What the study's table computed, in words a methods section can quote."""
+    comparison = load_comparison(tracking_uri, [experiment], rows=study.rows or None, cols=study.cols or None, metric=study.metric)[0]
+    tests = sorted(set(comparison.table["test"].dropna()))
+    return {
+        "metric": comparison.metric,
+        "baseline": comparison.baseline,
+        "interval": f"{LEVEL:.0%} Student t interval of each group's mean over its replicates",
+        "difference": "paired t-test over shared replicate seeds (scipy.stats.ttest_rel), else Welch's t-test "
+        "(ttest_ind, equal_var=False), with its 95% interval",
+        "tests_used": tests,
+        "correction": f"Holm over the {int(comparison.table['p'].notna().sum())} comparisons with the baseline",
+        "decision": f"resolved where the Holm-corrected p < {ALPHA}; replicates needed at 80% power: 8 (s/d)^2",
+        "convergence": "training loss slope over the last epochs (training.convergence); a verdict resting on a "
+        "replicate above the tolerance says 'not converged'",
+    }
+
+
+def _date(milliseconds) -> str | None:
+    return None if pd.isna(milliseconds) else time.strftime("%Y-%m-%d %H:%M", time.gmtime(milliseconds / 1000))
 
 
 def write_search_table(tracking_uri: str, experiment: str, out: Path) -> Path:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from search.data import leak, planned_split
 from search.errors import TransferError
 from search.spec.metrics import best_metric, minimised
 from search.spec.reader import transfer_target_problems
-from search.spec.schema import Space
+from search.spec.schema import Dataset, Space
 from search.spec.study import unseeded
 from search.tracking.client import experiment_runs
 from search.tracking.tags import (
@@ -41,6 +42,7 @@ class Origin:
     search_hours: float
     trials: int
     runs: dict[str, str]  # genotype -> the trial run that found it, best first
+    split: dict[str, str]  # the search's data and split settings and its split's hashes, as its parent run logged them
 
     def parent_tags(self) -> dict[str, str]:
         return {
@@ -93,7 +95,37 @@ def best_cells(tracking_uri: str, experiment: str, *, top: int = 1, space: str |
         search_hours=float(parent["metrics.search_hours"]),  # logged by the search when it finished
         trials=len(trials),
         runs=dict(zip(picked["params.genotype"], picked["run_id"])),
+        split={key: parent[f"params.{key}"] for key in SPLIT_PARAMS if isinstance(parent.get(f"params.{key}"), str)},
     )
+
+
+# What a search's split is rebuilt from, and the hashes the rebuilt split must match
+SPLIT_PARAMS = ("dataset", "dataset_path", "data_seed", "test_split", "subset", "validation_split", "train_hash", "validation_hash")
+
+
+def check_no_leak(origin: Origin, target: Space) -> None:
+    """Refuse a target whose validation or test images the search trained or selected on. The search's
+    split is rebuilt from its parent run's params and must hash as the search logged it (else its data
+    changed since, and the check would be about other images)."""
+    split = origin.split
+    missing = [key for key in SPLIT_PARAMS if key not in split and key != "dataset_path"]
+    if missing:
+        raise TransferError(f"search run {origin.parent_id} logged no {', '.join(missing)}: it ran before splits were recorded, "
+                            "so a leak into the target's validation and test images cannot be ruled out; run the cell search again")
+    searched = Dataset(
+        name=split["dataset"], path=split.get("dataset_path") or None, seed=int(split["data_seed"]), test_split=float(split["test_split"]),
+        subset=None if split["subset"] == "None" else int(split["subset"]), validation_split=float(split["validation_split"]),
+    )
+    rebuilt = planned_split(searched).hashes()
+    for part in ("train_hash", "validation_hash"):
+        if rebuilt[part] != split[part]:
+            raise TransferError(f"search run {origin.parent_id}: its {part.removesuffix('_hash')} images hash to {rebuilt[part]} "
+                                f"now, not {split[part]} as when it ran; its data changed, so what it saw cannot be checked")
+    problem = leak(searched, target.dataset)
+    if problem:
+        raise TransferError(f"dataset: {problem} (search {origin.space}); the target must judge on images its search never "
+                            "saw: give both the same dataset.seed and test_split, and the search a subset no larger than the "
+                            "target's training part")
 
 
 def _ranked(trials: pd.DataFrame, metric: str, maximise: bool) -> pd.DataFrame:
@@ -104,10 +136,12 @@ def _ranked(trials: pd.DataFrame, metric: str, maximise: bool) -> pd.DataFrame:
 
 
 def transferred_space(target: Space, origin: Origin) -> Space:
-    """The target space with the picked cells as its `genotype` axis."""
+    """The target space with the picked cells as its `genotype` axis, once it is shown to judge them on
+    images their search never saw."""
     unfit = transfer_target_problems(target)
     if unfit:
         raise TransferError(f"{unfit[0].key}: {unfit[0].message}")
+    check_no_leak(origin, target)
     spec = target.model_dump(mode="json")
     spec["model"]["genotype"] = list(origin.runs)
     return Space.model_validate(spec)

@@ -24,7 +24,7 @@ def run_worker(space: Space, space_path: Path, chief: str, *, worker_id: str, tu
                tracking_timeout: float = 300.0) -> str:
     """Train trials of the chief's search until it has none left; returns the search's parent run id."""
     start_trial_server()  # its imports run while this worker finds the chief's search
-    data = load_data(space.dataset, space.search.seed)
+    data = load_data(space.dataset)
     uri = resolve_tracking_uri(tracking_uri)
     tracker = Tracker(uri, space.experiment, Patience(tracking_timeout, (observer or TrialObserver()).note))
     found = _find_search(tracker, search_key(space.model_dump(mode="json"), data.fingerprint), wait_seconds)

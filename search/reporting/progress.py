@@ -28,7 +28,7 @@ class TrialObserver:
 
     def trial_begin(self, trial_id: str, values: dict) -> None: ...
 
-    def epoch_end(self, trial_id: str, execution: int, epoch: int, logs: dict) -> None: ...
+    def epoch_end(self, trial_id: str, replicate: int, epoch: int, logs: dict) -> None: ...
 
     def trial_end(self, trial_id: str, status: str, metrics: dict, reason: str = "") -> None: ...
 
@@ -36,13 +36,13 @@ class TrialObserver:
 class RichProgress(TrialObserver):
     """Two bars (trials, epochs of the running trial) and one printed line per finished trial."""
 
-    def __init__(self, console: Console, objective: str, epochs: int, executions: int, distributed: bool = False):
+    def __init__(self, console: Console, objective: str, epochs: int, repeats: int, distributed: bool = False):
         """`distributed`: trials train in workers; show which worker took each trial instead of its epochs."""
         self.console = console
         self.distributed = distributed
         self.objective = objective
         self.maximise = not minimised(objective)
-        self.epochs = epochs * executions
+        self.epochs = epochs * repeats
         self.best: float | None = None
         self.progress = Progress(
             TextColumn("{task.description}"),
@@ -77,7 +77,7 @@ class RichProgress(TrialObserver):
             return
         self.progress.reset(self.epochs_task, total=self.epochs, visible=True, description=f"trial {trial_id}", status="")
 
-    def epoch_end(self, trial_id: str, execution: int, epoch: int, logs: dict) -> None:
+    def epoch_end(self, trial_id: str, replicate: int, epoch: int, logs: dict) -> None:
         shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k in ("loss", "val_loss", "val_accuracy"))
         self.progress.update(self.epochs_task, advance=1, status=shown)
 
@@ -86,10 +86,11 @@ class RichProgress(TrialObserver):
         if score is not None and (self.best is None or (score > self.best) == self.maximise):
             self.best = score
         best = f"{self.best:.4f}" if self.best is not None else "-"
-        shown = f"{self.objective} {score:.4f}" if score is not None else ""
+        shown = f"{self.objective} {score:.4f}" if score is not None else ""  # what selects; the test part is for the tables
         seconds = metrics.get("train_seconds")
-        timing = f"{seconds:6.1f} s" if seconds is not None else ""
-        self.console.print(f"trial {trial_id}  {status:<8} {shown}  (best {best})  {timing}" + (f"  {escape(reason)}" if reason else ""))
+        timing = f"{seconds:.1f} s" if seconds is not None else ""
+        unconverged = "  not converged" if metrics.get("converged") == 0 else ""
+        self.console.print(f"trial {trial_id}  {status:<8} {shown}  (best {best})  {timing}{unconverged}" + (f"  {escape(reason)}" if reason else ""))
         self.progress.update(self.trials_task, advance=1, status=f"best {self.objective} {best}")
 
 

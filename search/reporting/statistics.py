@@ -1,9 +1,10 @@
 """Replicate statistics behind a comparison: the interval of a group's mean, the difference of a group
 to the baseline (paired by seed where the arms share seeds, else Welch), Holm's correction over the
-comparisons, and how many replicates would resolve a difference. scipy.stats does the arithmetic.
+comparisons, how many replicates would resolve a difference, and whether a replicate had finished
+training (`convergence`). scipy.stats does the arithmetic.
 
-A replicate is one finished trial (one search seed); the executions inside a trial are already averaged
-into the value it logs, so they are not counted as replicates of their own.
+A replicate is one training of a trial with its own seed (`search.repeats` of them per trial, seeds
+`seed x 100 + index`); trials logged before replicates were recorded count as one, by their search seed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from search.spec.schema import Convergence
 
 LEVEL = 0.95  # every interval is a 95% interval
 ALPHA = 0.05  # a difference is resolved when its Holm-corrected p is below this
@@ -49,6 +52,18 @@ class Difference:
     high: float
     p: float
     needed: int | None
+
+
+def convergence(losses, classes: int, rule: Convergence) -> dict[str, float]:
+    """`loss_slope`: the slope of the training loss per epoch, fitted over the last `rule.window` epochs;
+    `converged` (1 or 0): whether it falls by at most `rule.tolerance` x ln(classes) per epoch, the scale
+    of a uniform guess's loss, so that one tolerance reads the same for 2 or 100 classes. One epoch shows
+    no plateau: not converged, slope unknown."""
+    window = np.asarray(losses[-rule.window :], dtype=float)
+    if len(window) < 2:
+        return {"loss_slope": math.nan, "converged": 0.0}
+    slope = float(stats.linregress(np.arange(len(window)), window).slope)
+    return {"loss_slope": slope, "converged": float(-slope <= rule.tolerance * math.log(classes))}
 
 
 def summarise(values) -> Summary:

@@ -1,10 +1,12 @@
 """Trials -> comparison tables (Markdown, LaTeX, CSV, HTML, JSON). Pure pandas: no MLflow, no TensorFlow.
 
-A comparison groups trials by axis values. A group's replicates are its finished trials (one per search
-seed; the executions inside a trial are averaged into its value): n, mean, std and the 95% interval of
-the mean. Every other group is compared with a baseline (paired by seed where they share seeds, else
-Welch; Holm-corrected), and only a resolved difference earns a verdict or bold. Failed trials are
-counted, never dropped silently. The same code prints the ranking at the end of `archsearch run`.
+A comparison groups trials by axis values. A group's replicates are its finished trials' replicates,
+each with its own seed (`<metric>/replicate_<i>`, `replicate_seeds`): n, mean, std and the 95% interval
+of the mean, and how many had converged. Every other group is compared with a baseline (paired by seed
+where they share seeds, else Welch; Holm-corrected); only a resolved difference earns a verdict or bold,
+and a verdict that rests on an unconverged replicate says so. The default metric is the test part's
+(`test_accuracy`) where the trials have one, else the search's objective at its best epoch. Failed trials
+are counted, never dropped silently. The same code prints the ranking at the end of `archsearch run`.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def _typed(values: pd.Series) -> pd.Series:
 
 @dataclass(frozen=True)
 class Comparison:
-    """One row per group: its keys, `n` (finished replicates), `mean`, `std`, `ci_low`/`ci_high`, `failed`,
+    """One row per group: its keys, `n` (finished replicates), `mean`, `std`, `ci_low`/`ci_high`,
+    `converged` (replicates that converged; NaN where unknown), `failed`,
     mean costs; against the baseline: `diff` (group minus baseline) and its interval, `test`, `p`, `p_holm`,
     `verdict`, `needed`; and `best`, set only on a baseline shown better than every other group."""
 
@@ -97,24 +100,27 @@ def compare(
     maximise = not minimised(metric)
     finished = trials[trials["status"] == "FINISHED"]
     costs = [*COSTS, SEARCH_COST] if SEARCH_COST in trials and trials[SEARCH_COST].notna().any() else list(COSTS)
-    groups, replicates = [], []
+    groups, replicates, unconverged = [], [], []
     for key, group in trials.groupby(keys, sort=True, dropna=False) if keys else [((), trials)]:
         done = finished.loc[finished.index.intersection(group.index)]
-        values, seeds = _replicates(done, metric)
-        summary = summarise(values)
+        each = replicate_values(done, metric)
+        summary = summarise(each["value"])
         row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
         row |= {"mean": summary.mean, "std": summary.std, "n": summary.n, "ci_low": summary.low, "ci_high": summary.high}
-        row |= {"failed": int((group["status"] == "FAILED").sum())}
+        known = each["converged"].dropna()
+        row |= {"converged": float(known.sum()) if len(known) else math.nan, "failed": int((group["status"] == "FAILED").sum())}
         row |= {cost: float(done[cost].mean()) if cost in done and len(done) else math.nan for cost in costs}
         groups.append(row)
-        replicates.append((values, seeds))
-    table = pd.DataFrame(groups, columns=[*keys, "mean", "std", "n", "ci_low", "ci_high", "failed", *costs])
+        replicates.append((each["value"].to_numpy(dtype=float), each["seed"].to_numpy(dtype=object)))
+        unconverged.append(bool((known == 0).any()))
+    table = pd.DataFrame(groups, columns=[*keys, "mean", "std", "n", "ci_low", "ci_high", "converged", "failed", *costs])
     table = table.sort_values("mean", ascending=not maximise, na_position="last", kind="stable")
     replicates = [replicates[i] for i in table.index]
+    unconverged = [unconverged[i] for i in table.index]
     table = table.reset_index(drop=True)
     base = _baseline_row(table, keys, baseline)
     label = None if base is None else _group_label(_key_text(table[keys]).loc[base], keys)
-    table = _against_baseline(table, replicates, base, maximise)
+    table = _against_baseline(table, replicates, unconverged, base, maximise)
     if top:  # the statistics stay those of every group; the baseline is always shown
         kept = table.index[:top].union(pd.Index([] if base is None else [base]))
         table = table.loc[kept].reset_index(drop=True)
@@ -125,16 +131,49 @@ BASELINE = "baseline"  # the baseline's own verdict
 DIFFERENCE_COLUMNS = ("diff", "diff_low", "diff_high", "test", "p", "p_holm", "verdict", "needed")
 
 
-def _replicates(done: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Each finished trial's value (the mean of its executions, as it logged it) and its seed."""
-    values = done[metric].dropna() if metric in done else pd.Series(dtype=float)
-    seeds = done.loc[values.index, "seed"] if "seed" in done else pd.Series(math.nan, index=values.index)
-    return values.to_numpy(dtype=float), seeds.to_numpy(dtype=object)
+REPLICATE_SEEDS = "replicate_seeds"  # the param listing a trial's replicate seeds, in replicate order
+NOT_CONVERGED = ", not converged"  # appended to a verdict that rests on a replicate still improving
 
 
-def _against_baseline(table: pd.DataFrame, replicates: list, base: int | None, maximise: bool) -> pd.DataFrame:
+def replicate_column(metric: str, index: int) -> str:
+    """The metric a trial logs for one replicate: `test_accuracy/replicate_0`."""
+    return f"{metric}/replicate_{index}"
+
+
+def replicate_values(done: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One row per replicate of the finished trials `done`: its `value` of `metric`, its `seed` and
+    whether it `converged` (NaN where unknown). A trial that logged no per-replicate value of `metric`
+    (a cost, or a trial from before replicates were recorded) is one replicate, by its search seed."""
+    pattern = re.compile(rf"^{re.escape(metric)}/replicate_(\d+)$")
+    columns = sorted((int(m.group(1)), c) for c in done.columns if (m := pattern.match(c)))
+    frames, legacy = [], done
+    if columns and REPLICATE_SEEDS in done:
+        seeds = done[REPLICATE_SEEDS].map(_seed_list)
+        for index, column in columns:
+            flags = done.get(replicate_column("converged", index), pd.Series(math.nan, index=done.index))
+            seed = seeds.map(lambda listed, i=index: listed[i] if i < len(listed) else math.nan)
+            frames.append(pd.DataFrame({"value": done[column], "seed": seed, "converged": flags}))
+        legacy = done[done[[c for _, c in columns]].isna().all(axis=1)]
+    none = pd.Series(math.nan, index=legacy.index)
+    frames.append(pd.DataFrame({
+        "value": legacy[metric] if metric in legacy else none,
+        "seed": legacy["seed"] if "seed" in legacy else none,
+        "converged": legacy["converged"] if "converged" in legacy else none,
+    }))
+    return pd.concat(frames).dropna(subset=["value"]).astype({"seed": object})
+
+
+def _seed_list(value) -> list:
+    """`replicate_seeds` as logged ("100,101"; one seed reads back as a number) -> [100, 101]."""
+    if pd.isna(value):
+        return []
+    return [int(float(seed)) for seed in str(value).split(",")]
+
+
+def _against_baseline(table: pd.DataFrame, replicates: list, unconverged: list[bool], base: int | None, maximise: bool) -> pd.DataFrame:
     """Every group with a replicate against the baseline, Holm-corrected over those comparisons; the
-    baseline is `best` only when every comparison is resolved in its favour."""
+    baseline is `best` only when every comparison is resolved in its favour. A verdict is marked when
+    either arm holds a replicate that had not converged."""
     columns = {name: [math.nan] * len(table) for name in ("diff", "diff_low", "diff_high", "p")}
     tests: list = [None] * len(table)
     verdicts: list = [None] * len(table)
@@ -158,10 +197,12 @@ def _against_baseline(table: pd.DataFrame, replicates: list, base: int | None, m
             verdicts[i] = "better" if gained == maximise else "worse"
         else:
             verdicts[i] = f"not resolved (n={sizes[i]})"
+        if unconverged[i] or unconverged[base]:
+            verdicts[i] += NOT_CONVERGED
     table = table.assign(**columns, test=tests, p_holm=adjusted, verdict=verdicts, needed=pd.array(needs, dtype="Int64"))
     table = table[[c for c in table.columns if c not in DIFFERENCE_COLUMNS] + list(DIFFERENCE_COLUMNS)]
     table["best"] = False
-    if base is not None and compared and all(verdicts[i] == "worse" for i in compared):
+    if base is not None and compared and all(verdicts[i].startswith("worse") for i in compared):
         table.loc[base, "best"] = True
     return table
 
@@ -230,8 +271,14 @@ def default_keys(trials: pd.DataFrame) -> list[str]:
 
 
 def default_metric(trials: pd.DataFrame) -> str:
+    """The test part's metric where the trials have one (`test_loss` for a loss objective), else the
+    objective's best epoch: what was selected on, reported on data that took no part in selecting."""
     objectives = trials["objective"].dropna().unique() if "objective" in trials else []
-    return best_metric(objectives[0] if len(objectives) == 1 else "val_accuracy")
+    objective = objectives[0] if len(objectives) == 1 else "val_accuracy"
+    test = "test_loss" if minimised(objective) else "test_accuracy"
+    if test in trials and trials[test].notna().any():
+        return test
+    return best_metric(objective)
 
 
 def render(comparison: Comparison, fmt: str, cols: list[str] | None = None) -> str:
@@ -274,6 +321,8 @@ def display_frame(comparison: Comparison, cols: list[str] | None = None) -> pd.D
     shown = _key_text(table[comparison.keys])
     shown[comparison.metric] = cells
     shown["n"] = table["n"].astype(str)
+    if table["converged"].notna().any():  # trials that ran the convergence check
+        shown["converged"] = [_converged(c, n) for c, n in zip(table["converged"], table["n"])]
     shown["failed"] = table["failed"].astype(str)
     shown["params"] = table["params"].map(_si)
     shown["flops"] = table["flops"].map(_si)
@@ -288,6 +337,10 @@ def display_frame(comparison: Comparison, cols: list[str] | None = None) -> pd.D
     shown["verdict"] = table["verdict"].map(_text)
     shown["needed"] = table["needed"].map(_text)
     return shown
+
+
+def _converged(converged: float, n: int) -> str:
+    return "-" if pd.isna(converged) else f"{int(converged)}/{n}"
 
 
 def _interval(low: float, high: float) -> str:

@@ -20,6 +20,8 @@ from search.spec.fields import NAME_PATTERN, Axis, Strict, enum_schema, printabl
 MAX_PATH_CHARS = 4096  # Linux's PATH_MAX
 MAX_PATH_PART_BYTES = 255  # Linux's NAME_MAX: no file name on disk is longer
 MAX_EXPERIMENT_CHARS = 250
+MAX_REPEATS = 100  # replicates per trial; a replicate's seed is search seed x MAX_REPEATS + its index
+MAX_SEED = 10_000_000  # so that every replicate seed stays below 2**31, the range every RNG takes
 
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "npz", "folder"]
 
@@ -69,8 +71,20 @@ class Dataset(Strict):
         "(optional: else Keras' cache, then Debian's dataset-fashion-mnist); relative to the space file",
     )
     input_size: Annotated[int, Field(ge=1, le=1024)] = 32
-    validation_split: Annotated[float, Field(gt=0, le=0.9)] = 0.2
-    subset: Annotated[int, Field(ge=2, le=100_000_000)] | None = None
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = Field(
+        0, description="fixes the split (test, subset, validation) and the corruption; no model seed moves it"
+    )
+    test_split: Annotated[float, Field(ge=0, le=0.9)] = Field(
+        0.2, description="fraction of the images held out for testing, drawn first (0: no test part); "
+        "mnist and fashion_mnist use their own 10,000-image test part instead"
+    )
+    subset: Annotated[int, Field(ge=2, le=100_000_000)] | None = Field(
+        None, description="use only the first this many images left after the test part (a smaller subset's images "
+        "all lie in a larger one's training part)"
+    )
+    validation_split: Annotated[float, Field(gt=0, le=0.9)] = Field(
+        0.2, description="fraction of the images used (after the test part, within the subset) that select epochs and winners"
+    )
     augmentation: Augmentation = Augmentation()
     corruption: Corruption = Corruption()
 
@@ -82,6 +96,14 @@ Schedule = Literal["constant", "step", "cosine", "plateau"]
 class EarlyStopping(Strict):
     monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
     patience: Annotated[int, Field(ge=1, le=1000)] = 5
+
+
+class Convergence(Strict):
+    """When a trial counts as trained to a plateau: its training loss, fitted by a line over the last
+    `window` epochs, falls by at most `tolerance` x ln(classes) (the loss of a uniform guess) per epoch."""
+
+    window: Annotated[int, Field(ge=2, le=1000)] = 5
+    tolerance: Annotated[float, Field(gt=0, le=1)] = 0.01
 
 
 class Training(Strict):
@@ -99,6 +121,7 @@ class Training(Strict):
     batch_size: Axis(Annotated[int, Field(ge=1, le=65536)], {"type": "integer", "minimum": 1}) = [64]
     epochs: Annotated[int, Field(ge=1, le=10000)] = 10
     early_stopping: EarlyStopping | None = None
+    convergence: Convergence = Convergence()
     distribute: Literal["none", "mirrored"] = Field(
         "none", description="mirrored: each trial trains data-parallel on every visible GPU (tf.distribute.MirroredStrategy)"
     )
@@ -114,9 +137,15 @@ class Search(Strict):
     max_trials: Annotated[int, Field(ge=1, le=100000)] | None = Field(
         None, description="default: every candidate of the grid"
     )
-    executions_per_trial: Annotated[int, Field(ge=1, le=100)] = 1
+    repeats: Annotated[int, Field(ge=1, le=MAX_REPEATS)] = Field(
+        1, description="independent replicates of every trial, each with its own initialisation and data order "
+        "(seed x 100 + replicate); KerasTuner's executions_per_trial"
+    )
     # KerasTuner's oracles read a seed of 0 as "no seed" (a random one), so seeds start at 1.
-    seed: Annotated[int, Field(ge=1, le=2**31 - 1)] = 1
+    seed: Annotated[int, Field(ge=1, le=MAX_SEED)] = Field(
+        1, description="the search's seed: the strategy's sampling and, through its replicates, every model's "
+        "initialisation and data order (the split is dataset.seed's)"
+    )
     hyperband_factor: Annotated[int, Field(ge=2, le=100)] = 3
     population_size: Annotated[int, Field(ge=2, le=10000)] = Field(
         20, description="evolution: the population (P); the first P trials are random"
@@ -128,6 +157,16 @@ class Search(Strict):
     max_params: Annotated[int, Field(ge=1, le=10**12)] | None = Field(
         None, description="candidates with more parameters fail without training"
     )
+
+
+    def replicate_seeds(self) -> list[int]:
+        """The seed of each replicate: seed x 100 + replicate index, so that no two searches' replicates
+        share one (the pair (seed, replicate) is read off it)."""
+        return [replicate_seed(self.seed, index) for index in range(self.repeats)]
+
+
+def replicate_seed(seed: int, index: int) -> int:
+    return seed * MAX_REPEATS + index
 
 
 class Tracking(Strict):
@@ -161,6 +200,8 @@ class Space(Strict):
             "dataset": data.name,
             "dataset_path": str(data.path or ""),
             "input_size": data.input_size,
+            "data_seed": data.seed,
+            "test_split": data.test_split,
             "validation_split": data.validation_split,
             "subset": data.subset,
             "flip": data.augmentation.flip,
@@ -175,12 +216,15 @@ class Space(Strict):
             "plateau_patience": training.plateau_patience,
             "epochs": training.epochs,
             "early_stopping": f"{stop.monitor}/{stop.patience}" if stop else None,
+            "convergence_window": training.convergence.window,
+            "convergence_tolerance": training.convergence.tolerance,
             "distribute": training.distribute,
             "strategy": search.strategy,
             "objective": search.objective,
             "max_trials": search.max_trials,
-            "executions_per_trial": search.executions_per_trial,
+            "repeats": search.repeats,
             "seed": search.seed,
+            "replicate_seeds": ",".join(map(str, search.replicate_seeds())),
             "hyperband_factor": search.hyperband_factor,
             "population_size": search.population_size,
             "sample_size": search.sample_size,

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, Field
 from search.errors import SpaceError
 from search.spec.fields import NAME_PATTERN, Strict, printable
 from search.spec.reader import Problem, load_space, read_yaml, validated
-from search.spec.schema import Space
+from search.spec.schema import MAX_SEED, Space
 
 STUDY_FILE = "study.yaml"
 MAX_FILES = 100  # space files in one list of a study
@@ -44,8 +44,8 @@ class Study(Strict):
     full_spaces: list[FileName] = Field(default_factory=list, max_length=MAX_FILES, description="the full-scale variant (--full)")
     full_searches: list[FileName] = Field(default_factory=list, max_length=MAX_FILES)
     full_transfers: list[Transfer] = Field(default_factory=list, max_length=MAX_FILES)
-    # a seed becomes the space's search.seed, which KerasTuner takes up to 2**31 - 1
-    seeds: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field([1, 2, 3], min_length=1, max_length=MAX_SEEDS)
+    # a seed becomes the space's search.seed
+    seeds: list[Annotated[int, Field(ge=1, le=MAX_SEED)]] = Field([1, 2, 3], min_length=1, max_length=MAX_SEEDS)
     rows: list[Annotated[str, Field(max_length=100)]] = Field(
         default_factory=list, max_length=100, description="report grouping (default: the axes that vary)"
     )
