@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from search.cli import app
-from search.data import data_memory, describe_arrays, describe_input, load_arrays, load_data, load_test_arrays, sources
+from search.data import data_memory, describe_arrays, describe_input, load_arrays, load_data, load_test_arrays, planned_split, sources
 from search.errors import DataError
 from search.spec.reader import load_space
 from search.spec.schema import Dataset
@@ -104,6 +104,13 @@ def test_a_dataset_path_of_idx_files_validates_and_loads(tmp_path, no_machine_da
     assert describe_input(spec) == ((28, 28, 1), 10)
     data = load_data(spec)
     assert data.input_shape == (28, 28, 1) and len(data.y_train) == 9 and len(data.y_val) == 3
+    # the official test part is the test set, whole; test_split does not take from the training images
+    assert len(data.y_test) == TEST and np.array_equal(data.y_test, labels(TEST))
+    split = planned_split(spec)
+    assert split.official_test and data.hashes == split.hashes()
+    train = x[split.train]  # standardised by the training part's statistics, the test part too
+    expected = (x_test - train.mean()) / (train.std() + 1e-7)
+    assert np.allclose(data.x_test[..., 0], expected, atol=1e-4)
 
 
 def test_mnist_takes_a_dataset_path_too_and_plain_files_before_gzipped_ones(tmp_path, no_machine_data):

@@ -192,8 +192,28 @@ def test_figures_draw_one_series_per_group(store):
     by_axis = figures.metric_by_axis(comparison)
     assert len(by_axis.axes[0].containers) == 1  # one error-bar series (residual on x, nothing else varies)
     vs_cost = figures.metric_vs_cost(comparison)
-    assert [len(axis.collections) for axis in vs_cost.axes] == [1, 1]
+    ringed = int((comparison.table["converged"] < comparison.table["n"]).any())  # 2-epoch nets: most still improving
+    assert [len(axis.collections) for axis in vs_cost.axes] == [1 + ringed] * 2
     assert [len(axis.get_lines()) for axis in vs_cost.axes] == [1, 1]
+
+
+def test_figures_ring_exactly_the_groups_with_an_unconverged_replicate():
+    from search.reporting.tables import compare
+
+    rows = []
+    for depth, flags in ((20, [1.0, 1.0]), (32, [1.0, 0.0]), (44, [1.0, 1.0])):
+        for seed, flag in zip((1, 2), flags):
+            rows.append({"depth": depth, "seed": seed, "status": "FINISHED", "best_val_accuracy": 0.8 + depth / 1000 + seed / 100,
+                         "converged": flag, "params": depth * 1000.0, "flops": depth * 2000.0, "train_seconds": 1.0})
+    frame = pd.DataFrame(rows).assign(run_id=lambda f: [f"r{i}" for i in range(len(f))], experiment="e", varying="depth")
+    comparison = compare(frame)
+    by_axis = figures.metric_by_axis(comparison).axes[0]
+    [rings] = [c for c in by_axis.collections if c.get_label() == "not converged"]
+    assert rings.get_offsets().tolist() == [[32.0, pytest.approx(comparison.table.set_index("depth").loc[32, "mean"])]]
+    assert "not converged" in [text.get_text() for text in by_axis.get_legend().get_texts()]
+    for axis in figures.metric_vs_cost(comparison).axes:
+        [rings] = [c for c in axis.collections if c.get_label() == "not converged"]
+        assert rings.get_offsets()[:, 0].tolist() == [32000.0 if axis.get_xlabel() == "params" else 64000.0]
 
 
 def test_a_group_without_one_of_the_keys_keeps_its_own_line(store):

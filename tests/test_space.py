@@ -309,3 +309,21 @@ def test_a_long_list_of_problems_counts_them_all_and_lists_the_first_ten(tmp_pat
     lines = str(refused.value).splitlines()
     assert lines[0] == f"{path}: 15 problems"
     assert len([line for line in lines if "unknown key" in line]) == 10 and lines[-1] == "  - and 5 more"
+
+
+@pytest.mark.parametrize(
+    "dataset, fragment",
+    [
+        ("{name: digits, subset: 1500}", "dataset.subset: digits has 1797 training images, 1438 after the test_split of 359; subset 1500 is larger"),
+        ("{name: digits, subset: 1500, test_split: 0.1}", None),  # 1617 left
+        ("{name: fashion_mnist, subset: 60000}", None),  # its own test part: all 60,000 training images are left
+    ],
+)
+def test_a_subset_counts_only_what_the_test_part_leaves(tmp_path, dataset, fragment):
+    path = write(tmp_path / "space.yaml", TINY_SPACE.replace("dataset:\n  name: digits\n  input_size: 8\n  subset: 300\n  validation_split: 0.3\n", f"dataset: {dataset}\n"))
+    if fragment is None:
+        load_space(path)
+        return
+    with pytest.raises(SpaceError) as caught:
+        load_space(path)
+    assert fragment in str(caught.value)

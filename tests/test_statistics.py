@@ -342,3 +342,26 @@ def test_the_terminal_ranking_leaves_the_statistics_to_compare_and_shows_verdict
     assert "*" in replicated["best_val_accuracy"].iloc[0]
     single = ranking_frame(compare(arms({20: 0.0, 56: 0.10}, seeds=1)))
     assert "verdict" not in single.columns and "n" in single.columns
+
+
+def test_choose_picks_each_groups_learning_rate_on_validation_and_reports_its_test_values():
+    """Per group, the learning rate with the best mean validation score is kept, whatever its test score:
+    the arm is then reported on data that took no part in choosing."""
+    frames = []
+    # bn=pre is best on validation at 0.1 but best on test at 0.01; bn=post the other way round
+    for bn, rate, val_shift, test_shift in (("pre", 0.1, 0.05, 0.0), ("pre", 0.01, 0.0, 0.03), ("post", 0.1, 0.0, 0.04), ("post", 0.01, 0.02, 0.0)):
+        frame = replicated({20: test_shift}, repeats=3).assign(bn=bn, learning_rate=rate)
+        frame["best_val_accuracy"] = 0.7 + val_shift
+        frames.append(frame)
+    trials = pd.concat(frames, ignore_index=True).assign(varying="bn,learning_rate", depth=20)
+    result = compare(trials, choose=["learning_rate"])
+    table = result.table.set_index("bn")
+    assert result.keys == ["bn", "learning_rate"] and result.chosen == ("learning_rate",)
+    assert table.loc["pre", "learning_rate"] == 0.1 and table.loc["post", "learning_rate"] == 0.01
+    kept = trials[((trials["bn"] == "pre") & (trials["learning_rate"] == 0.1)) | ((trials["bn"] == "post") & (trials["learning_rate"] == 0.01))]
+    for bn in ("pre", "post"):
+        values = kept[kept["bn"] == bn].filter(like="test_accuracy/replicate_").to_numpy()
+        assert table.loc[bn, "mean"] == pytest.approx(values.mean()) and table.loc[bn, "n"] == 3
+    assert json.loads(render(result, "json"))["chosen_on_validation"] == ["learning_rate"]
+    with pytest.raises(TableError, match="either grouped by or chosen"):
+        compare(trials, rows=["bn", "learning_rate"], choose=["learning_rate"])

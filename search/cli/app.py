@@ -70,7 +70,17 @@ ColsOpt = Annotated[
     typer.Option("--cols", help="Axes to spread across columns (Markdown, LaTeX, HTML), e.g. --rows depth --cols residual.", show_default=False),
 ]
 MetricOpt = Annotated[
-    Optional[str], typer.Option(help="Metric to compare (default: best_<objective> of the searches).", show_default=False)
+    Optional[str],
+    typer.Option(help="Metric to compare (default: test_accuracy where the trials have a test part, else best_<objective>).", show_default=False),
+]
+ChooseOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--choose",
+        help="Axes to pick per group on validation, comma-separated (e.g. learning_rate): each group keeps the value "
+        "with the best mean best_<objective>, and is then reported on the metric.",
+        show_default=False,
+    ),
 ]
 WhereOpt = Annotated[
     Optional[str], typer.Option(help="Keep trials matching a filter over axis/metric columns, e.g. \"bn = 'pre' and depth >= 32\".", show_default=False)

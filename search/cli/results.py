@@ -9,6 +9,7 @@ import typer
 
 from search.cli.app import (
     SUFFIX_FORMATS,
+    ChooseOpt,
     ColsOpt,
     ExperimentsArg,
     MetricOpt,
@@ -38,6 +39,7 @@ def compare_command(
     where: WhereOpt = None,
     top: Annotated[Optional[int], typer.Option(help="Keep the K best groups (and the baseline).", min=1, show_default=False)] = None,
     baseline: BaselineOpt = None,
+    choose: ChooseOpt = None,
     fmt: Annotated[
         Optional[str],
         typer.Option("--format", help="markdown, latex, csv, html or json (default: from --out's suffix, else markdown).", show_default=False),
@@ -68,7 +70,7 @@ def compare_command(
         check_table_file(out, force=force)  # before the store is read: a refused file costs nothing
     comparison, _ = load_comparison(
         tracking_uri, experiments, rows=names(rows) or None, cols=names(cols), metric=metric, where=where, top=top,
-        all_searches=all_searches, baseline=baseline,
+        all_searches=all_searches, baseline=baseline, choose=names(choose) or None,
     )
     text = render(comparison, fmt, names(cols) or None)
     if out:
@@ -87,6 +89,7 @@ def report(
     metric: MetricOpt = None,
     where: WhereOpt = None,
     baseline: BaselineOpt = None,
+    choose: ChooseOpt = None,
     log: Annotated[bool, typer.Option(help="Also log the report to the latest search's parent run in MLflow.")] = True,
     force: Annotated[bool, typer.Option("--force", help="Write over a report already in the --out folder.")] = False,
     tracking_uri: TrackingOpt = None,
@@ -95,7 +98,8 @@ def report(
     from search.orchestration.report import write_report
 
     written = write_report(
-        tracking_uri, experiments, out, rows=names(rows) or None, cols=names(cols) or None, metric=metric, where=where, baseline=baseline, log_to_mlflow=log,
+        tracking_uri, experiments, out, rows=names(rows) or None, cols=names(cols) or None, metric=metric, where=where, baseline=baseline,
+        choose=names(choose) or None, log_to_mlflow=log,
         overwrite=force,
     )
     typer.echo(f"wrote {len(written)} files to {out}/ (open {out / 'index.html'})")

@@ -24,7 +24,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 
 from search.errors import DataError, reported_as
-from search.spec.reader import IDX_TRAIN_FILES
+from search.spec.reader import IDX_TRAIN_FILES, OFFICIAL_TEST_SETS
 from search.spec.schema import Dataset
 
 KERAS_DATASETS = ("cifar10", "cifar100")  # still loaded (downloaded once) by keras.datasets
@@ -132,7 +132,7 @@ def load_arrays(spec: Dataset, before_decoding: Callable[[ArrayInfo], None] | No
         digits = load_digits()
         x, y = digits.images.astype("float32") / 16.0, digits.target
     elif spec.name in KERAS_DATASETS:
-        x, y = _load_keras_dataset(spec.name)
+        x, y = _load_keras_dataset(spec.name, "train")
     elif spec.name == "npz":
         x, y = _load_npz(Path(spec.path))
     else:
@@ -142,8 +142,10 @@ def load_arrays(spec: Dataset, before_decoding: Callable[[ArrayInfo], None] | No
 
 
 def describe_test_arrays(spec: Dataset) -> ArrayInfo:
-    """The size of MNIST's or Fashion-MNIST's official test part from its headers (the table where the
-    files are not on this machine: `load_test_arrays` then says where to get them)."""
+    """The size of a named set's official test part: MNIST's or Fashion-MNIST's from its headers (the
+    table where the files are not on this machine: `load_test_arrays` then says where to get them)."""
+    if spec.name in KERAS_DATASETS:
+        return ArrayInfo(10_000, *KNOWN_SHAPES[spec.name][1:4], spec.name)
     source = find_named(spec)
     if source is None:
         return ArrayInfo(10_000, *KNOWN_SHAPES[spec.name][1:4], spec.name)
@@ -151,10 +153,14 @@ def describe_test_arrays(spec: Dataset) -> ArrayInfo:
 
 
 def load_test_arrays(spec: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """The official test part of MNIST or Fashion-MNIST (`t10k-*`: 10,000 images), from where the training
-    part is found, as `load_arrays` returns it: float32 images in [0, 1] and labels, checked."""
-    if spec.name not in IDX_SETS:
-        raise DataError(f"dataset.name: {spec.name!r} has no official test part here; only {' and '.join(IDX_SETS)} do")
+    """The official test part of a named set (MNIST's and Fashion-MNIST's `t10k-*`, CIFAR's test batch:
+    10,000 images each), as `load_arrays` returns the training part: float32 images in [0, 1] and labels, checked."""
+    if spec.name not in OFFICIAL_TEST_SETS:
+        raise DataError(f"dataset.name: {spec.name!r} has no official test part here; only {', '.join(OFFICIAL_TEST_SETS)} do")
+    if spec.name in KERAS_DATASETS:
+        x, y = _load_keras_dataset(spec.name, "test")
+        check_arrays(x, y, spec.name)
+        return x, y
     x, y, images, _ = _read_named(_found(spec), "test")
     check_arrays(x, y, str(images))
     return x, y
@@ -429,11 +435,12 @@ def _gzip_size(path: Path, size: int, remedy: str) -> int:
         return int.from_bytes(stream.read(4), "little")
 
 
-def _load_keras_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_keras_dataset(name: str, part: str) -> tuple[np.ndarray, np.ndarray]:
     import keras
 
     try:
-        (x, y), _ = getattr(keras.datasets, name).load_data()
+        parts = getattr(keras.datasets, name).load_data()
+        x, y = parts[0] if part == "train" else parts[1]
     except Exception as error:  # the download's failure modes are many (DNS, HTTP, truncated file)
         raise DataError(
             f"dataset.name: could not load keras.datasets.{name} ({type(error).__name__}: {error}). It is "

@@ -2,7 +2,7 @@
 
 The split is fixed by `dataset.seed` alone, never by a model seed: every replicate and every search of
 one data set trains, selects and tests on the same images. The test part is the data set's own where it
-has one (MNIST's and Fashion-MNIST's 10,000), else `test_split` of the data, drawn first; the rest is
+has one (MNIST's, Fashion-MNIST's and CIFAR's 10,000), else `test_split` of the data, drawn first; the rest is
 permuted once and a space uses its first `subset` images, validation at the end. Two spaces that differ
 only in `subset` therefore nest: the smaller one's images all lie in the larger one's training part, so a
 proxy search never sees what its transfer is judged on (`leak` checks it). Each part's index set is hashed,
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from search.data.memory import check_preparation
-from search.data.sources import IDX_SETS, describe_arrays, describe_test_arrays, load_arrays, load_test_arrays
+from search.data.sources import OFFICIAL_TEST_SETS, describe_arrays, describe_test_arrays, load_arrays, load_test_arrays
 from search.errors import DataError, StateError, reported_as
 from search.spec.schema import Augmentation, Dataset
 
@@ -82,7 +82,7 @@ def split_indices(spec: Dataset, total: int, official_test: int | None = None) -
 
 def planned_split(spec: Dataset) -> Split:
     """The split `load_data` will make, from the sizes the source's headers give (no pixels read)."""
-    official = describe_test_arrays(spec).images if spec.name in IDX_SETS else None
+    official = describe_test_arrays(spec).images if spec.name in OFFICIAL_TEST_SETS else None
     return split_indices(spec, describe_arrays(spec).images, official)
 
 
@@ -159,7 +159,7 @@ def load_data(spec: Dataset, *, available: int | None = None) -> Data:
     and data whose preparation would not fit in `available` bytes (default: what the machine has free
     now) are refused before the pixels are read, let alone resized."""
     x, y = load_arrays(spec, before_decoding=lambda info: check_preparation(info, spec, available))
-    official = load_test_arrays(spec) if spec.name in IDX_SETS else None
+    official = load_test_arrays(spec) if spec.name in OFFICIAL_TEST_SETS else None
     split = split_indices(spec, len(y), None if official is None else len(official[1]))
     _check_split(spec, split, y)
     x_source, y_test = (x, y[split.test]) if official is None else (official[0], official[1][split.test])

@@ -28,6 +28,7 @@ def load_comparison(
     top: int | None = None,
     all_searches: bool = False,
     baseline: str | None = None,
+    choose: list[str] | None = None,
 ) -> tuple[Comparison, pd.DataFrame]:
     """Read the experiments' trials and compare them with `baseline` (default: the best mean); returns
     the comparison and the trials."""
@@ -39,7 +40,7 @@ def load_comparison(
         trials = latest_searches(trials)
     if where:
         trials = filter_trials(trials, where)
-    return compare(trials, rows=rows, cols=cols, metric=metric, top=top, baseline=baseline), trials
+    return compare(trials, rows=rows, cols=cols, metric=metric, top=top, baseline=baseline, choose=choose), trials
 
 
 def write_report(
@@ -52,6 +53,7 @@ def write_report(
     metric: str | None = None,
     where: str | None = None,
     baseline: str | None = None,
+    choose: list[str] | None = None,
     log_to_mlflow: bool = True,
     overwrite: bool = True,
 ) -> list[Path]:
@@ -62,7 +64,7 @@ def write_report(
 
     check_report_folder(out, force=overwrite)  # before the store is read: a refused folder costs nothing
     uri = resolve_tracking_uri(tracking_uri)
-    comparison, trials = load_comparison(uri, experiments, rows=rows, cols=cols, metric=metric, where=where, baseline=baseline)
+    comparison, trials = load_comparison(uri, experiments, rows=rows, cols=cols, metric=metric, where=where, baseline=baseline, choose=choose)
     finished = trials[trials["status"] == "FINISHED"]
     curves = metric_histories(uri, finished["run_id"].tolist(), ("accuracy", "val_accuracy"))
     drawn = {

@@ -53,7 +53,8 @@ def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_
             records.append(search_record(target_path, seed, result.trials))
     out = folder / ("results-full" if full else "results")
     try:
-        write_report(tracking_uri, [experiment], out, rows=study.rows or None, cols=study.cols or None, metric=study.metric)
+        write_report(tracking_uri, [experiment], out, rows=study.rows or None, cols=study.cols or None, metric=study.metric,
+                     choose=study.choose or None)
     except UserError as error:
         raise error.at(f"{folder / STUDY_FILE}: the searches ran, but the report failed") from None
     uri = resolve_tracking_uri(tracking_uri)
@@ -124,7 +125,8 @@ REPLICATE_METRICS = ("best_val_accuracy", "best_val_loss", "test_accuracy", "tes
 
 def statistics_used(tracking_uri: str, experiment: str, study: Study) -> dict:
     """What the study's table computed, in words a methods section can quote."""
-    comparison = load_comparison(tracking_uri, [experiment], rows=study.rows or None, cols=study.cols or None, metric=study.metric)[0]
+    comparison = load_comparison(tracking_uri, [experiment], rows=study.rows or None, cols=study.cols or None, metric=study.metric,
+                                 choose=study.choose or None)[0]
     tests = sorted(set(comparison.table["test"].dropna()))
     return {
         "metric": comparison.metric,
@@ -137,6 +139,7 @@ def statistics_used(tracking_uri: str, experiment: str, study: Study) -> dict:
         "decision": f"resolved where the Holm-corrected p < {ALPHA}; replicates needed at 80% power: 8 (s/d)^2",
         "convergence": "training loss slope over the last epochs (training.convergence); a verdict resting on a "
         "replicate above the tolerance says 'not converged'",
+        "chosen_on_validation": ", ".join(comparison.chosen) or "nothing",
     }
 
 

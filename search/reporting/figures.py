@@ -1,5 +1,6 @@
 """Comparison figures for reports (matplotlib, no display needed): learning curves, metric by axis with
-error bars over repeats, and metric against cost with the Pareto front. Each returns its Figure, so
+error bars over repeats, and metric against cost with the Pareto front; groups with a replicate that had
+not converged are ringed. Each returns its Figure, so
 callers save it in the formats they want and tests can count its series. Figures are made without pyplot,
 so no backend is chosen and no window can open; nothing global is set."""
 
@@ -30,6 +31,14 @@ def _missing_as_dash(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         if frame[key].isna().any():
             frame[key] = frame[key].astype(object).where(frame[key].notna(), "-")
     return frame
+
+
+UNCONVERGED = {"marker": "o", "s": 140, "facecolors": "none", "edgecolors": "black", "linewidths": 1.2, "zorder": 3}
+
+
+def _unconverged(table: pd.DataFrame) -> pd.Series:
+    """Groups holding a replicate that had not converged (unknown counts as converged: nothing to mark)."""
+    return table["converged"].notna() & (table["converged"] < table["n"])
 
 
 def learning_curves(curves: pd.DataFrame, trials: pd.DataFrame, keys: list[str]) -> Figure:
@@ -80,15 +89,23 @@ def metric_by_axis(comparison: Comparison) -> Figure:
         group = group.sort_values(x_key) if x_key else group
         xs = group[x_key].to_numpy() if numeric_x else [categories.index(v) for v in group[x_key]] if x_key else [0]
         axis.errorbar(xs, group["mean"], yerr=group["std"].fillna(0), marker="o", capsize=3, label=_label(series_keys, values))
+        ringed = _unconverged(group).to_numpy()
+        if ringed.any():
+            axis.scatter(np.asarray(xs)[ringed], group["mean"].to_numpy()[ringed], **UNCONVERGED, label=_ring_label(axis))
     if x_key and not numeric_x:
         axis.set_xticks(range(len(categories)), [str(c) for c in categories])
     axis.set_xlabel(x_key or "")
     axis.set_ylabel(f"{comparison.metric} (mean ± std)")
     axis.grid(alpha=0.3)
-    if series_keys:
+    if series_keys or _unconverged(table).any():
         axis.legend(fontsize="small")
     figure.tight_layout()
     return figure
+
+
+def _ring_label(axis) -> str:
+    """"not converged" once per axis, for the legend."""
+    return "_nolegend_" if any(c.get_label() == "not converged" for c in axis.collections) else "not converged"
 
 
 def pareto_front(costs: np.ndarray, scores: np.ndarray, maximise: bool) -> np.ndarray:
@@ -113,6 +130,9 @@ def metric_vs_cost(comparison: Comparison) -> Figure:
         axis.scatter(costs, scores, color="tab:blue", label="groups")
         for x, y, label in zip(costs, scores, (_label(comparison.keys, tuple(r)) for r in table[comparison.keys].itertuples(index=False))):
             axis.annotate(label, (x, y), fontsize=6, alpha=0.7, xytext=(3, 3), textcoords="offset points")
+        ringed = _unconverged(table).to_numpy()
+        if ringed.any():
+            axis.scatter(costs[ringed], scores[ringed], **UNCONVERGED, label="not converged")
         front = pareto_front(costs, scores, comparison.maximise)
         axis.plot(costs[front], scores[front], color="tab:red", marker="o", label="Pareto front")
         axis.set_xscale("log")

@@ -34,7 +34,8 @@ def caption_for(comparison: Comparison) -> str:
         "where it rests on a replicate still improving; needed is the "
         "replicates per arm that would resolve the observed difference at 80% power. "
         "Bold only on a baseline resolved better than every other group, never on a larger mean alone. "
-        "Failed trials are counted in `failed`."
+        "Failed trials are counted in failed."
+        + (f" {', '.join(comparison.chosen)} chosen per group on validation, then reported as above." if comparison.chosen else "")
     )
 
 

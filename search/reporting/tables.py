@@ -76,6 +76,7 @@ class Comparison:
     metric: str
     maximise: bool
     baseline: str | None = None  # the baseline group, written as --baseline takes it
+    chosen: tuple[str, ...] = ()  # keys chosen per group on validation (`chosen_on_validation`)
 
 
 def compare(
@@ -86,24 +87,33 @@ def compare(
     metric: str | None = None,
     top: int | None = None,
     baseline: str | None = None,
+    choose: list[str] | None = None,
 ) -> Comparison:
     """Group `trials` by `rows` (default: every axis that varied, and the experiment when there are
-    several) and `cols`, summarise `metric` (default: the searches' objective, best epoch) over each
-    group's replicates, and compare every group with `baseline` (default: the best mean)."""
-    keys = list(rows) if rows else default_keys(trials)
+    several) and `cols`, summarise `metric` (default: the test part's, else the searches' objective at its
+    best epoch) over each group's replicates, and compare every group with `baseline` (default: the best
+    mean). `choose` keys (say `learning_rate`) are picked per group on validation (`chosen_on_validation`)."""
+    choose = list(choose or [])
+    keys = [k for k in (list(rows) if rows else default_keys(trials)) if rows or k not in choose]
     keys += [c for c in cols or [] if c not in keys]
     metric = metric or default_metric(trials)
-    for name in [*keys, metric]:
+    for name in [*keys, *choose, metric]:
         if name not in trials:
             known = sorted(c for c in trials.columns if c not in ("run_id",))
             raise TableError(f"no column {name!r} in these trials; known: {', '.join(known)}")
+    if set(choose) & set(keys):
+        raise TableError(f"--choose {', '.join(sorted(set(choose) & set(keys)))}: a key is either grouped by or chosen, not both")
+    if choose:
+        trials = chosen_on_validation(trials, keys, choose)
+        keys += choose  # one value per group now: shown as a column of its own
     maximise = not minimised(metric)
     finished = trials[trials["status"] == "FINISHED"]
     costs = [*COSTS, SEARCH_COST] if SEARCH_COST in trials and trials[SEARCH_COST].notna().any() else list(COSTS)
+    every = replicate_values(finished, metric)  # indexed by trial: each group takes its trials' rows
     groups, replicates, unconverged = [], [], []
     for key, group in trials.groupby(keys, sort=True, dropna=False) if keys else [((), trials)]:
         done = finished.loc[finished.index.intersection(group.index)]
-        each = replicate_values(done, metric)
+        each = every[every.index.isin(done.index)]
         summary = summarise(each["value"])
         row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
         row |= {"mean": summary.mean, "std": summary.std, "n": summary.n, "ci_low": summary.low, "ci_high": summary.high}
@@ -124,7 +134,32 @@ def compare(
     if top:  # the statistics stay those of every group; the baseline is always shown
         kept = table.index[:top].union(pd.Index([] if base is None else [base]))
         table = table.loc[kept].reset_index(drop=True)
-    return Comparison(table, keys, metric, maximise, label)
+    return Comparison(table, keys, metric, maximise, label, tuple(choose))
+
+
+def chosen_on_validation(trials: pd.DataFrame, keys: list[str], choose: list[str]) -> pd.DataFrame:
+    """In each group of `keys`, only the trials of the `choose` values whose finished trials have the best
+    mean of the searches' objective at its best epoch (`best_val_accuracy`): a setting such as each arm's
+    learning rate is chosen on validation, so the arm's test metric took no part in choosing it."""
+    selection = best_metric(_objective(trials))
+    if selection not in trials:
+        raise TableError(f"--choose: the trials logged no {selection} to choose on")
+    finished = trials[trials["status"] == "FINISHED"]
+    kept = []
+    for _, group in trials.groupby(keys, sort=False, dropna=False) if keys else [((), trials)]:
+        scores = finished.loc[finished.index.intersection(group.index)].groupby(choose, dropna=False)[selection].mean().dropna()
+        if scores.empty:
+            kept.append(group)
+            continue
+        best = scores.idxmin() if minimised(selection) else scores.idxmax()
+        values = best if isinstance(best, tuple) else (best,)
+        kept.append(group[(group[choose] == pd.Series(dict(zip(choose, values)))).all(axis=1)])
+    return pd.concat(kept)
+
+
+def _objective(trials: pd.DataFrame) -> str:
+    objectives = trials["objective"].dropna().unique() if "objective" in trials else []
+    return objectives[0] if len(objectives) == 1 else "val_accuracy"
 
 
 BASELINE = "baseline"  # the baseline's own verdict
@@ -273,8 +308,7 @@ def default_keys(trials: pd.DataFrame) -> list[str]:
 def default_metric(trials: pd.DataFrame) -> str:
     """The test part's metric where the trials have one (`test_loss` for a loss objective), else the
     objective's best epoch: what was selected on, reported on data that took no part in selecting."""
-    objectives = trials["objective"].dropna().unique() if "objective" in trials else []
-    objective = objectives[0] if len(objectives) == 1 else "val_accuracy"
+    objective = _objective(trials)
     test = "test_loss" if minimised(objective) else "test_accuracy"
     if test in trials and trials[test].notna().any():
         return test
@@ -287,7 +321,8 @@ def render(comparison: Comparison, fmt: str, cols: list[str] | None = None) -> s
         return comparison.table.to_csv(index=False)
     if fmt == "json":
         records = json.loads(comparison.table.to_json(orient="records"))
-        header = {"metric": comparison.metric, "maximise": comparison.maximise, "baseline": comparison.baseline, "level": LEVEL, "alpha": ALPHA}
+        header = {"metric": comparison.metric, "maximise": comparison.maximise, "baseline": comparison.baseline, "level": LEVEL, "alpha": ALPHA,
+                  "chosen_on_validation": list(comparison.chosen)}
         return json.dumps(header | {"groups": records}, indent=2) + "\n"
     shown = display_frame(comparison, cols)
     if fmt == "markdown":

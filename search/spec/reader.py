@@ -38,6 +38,7 @@ MAX_PROBLEMS = 10  # listed in one message (a message stays readable); the rest 
 MAX_GRID = 10_000  # candidates a search may default to trying all of; a larger grid needs search.max_trials
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 KNOWN_SIZES = {"digits": 1797, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
+OFFICIAL_TEST_SETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")  # their own test part is the test set, not test_split's
 # The training part's (images, labels) IDX files, each plain or `.gz`, that a dataset.path folder of
 # mnist or fashion_mnist holds (as both are distributed)
 IDX_TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
@@ -378,8 +379,11 @@ def check_consistency(space: Space, transfer_target: bool = False) -> list[Probl
         problems.append(Problem("dataset.path", f"only used with dataset.name 'npz' or 'folder' (or 'mnist' and 'fashion_mnist', for "
                                 "a folder of their IDX files), not {data.name!r}"))
     known = KNOWN_SIZES.get(data.name) if data.path is None else None  # files of one's own may hold any number
-    if data.subset is not None and known is not None and data.subset > known:
-        problems.append(Problem("dataset.subset", f"{data.name} has {known} training images; subset {data.subset} is larger"))
+    if data.subset is not None and known is not None:
+        held = 0 if data.name in OFFICIAL_TEST_SETS else round(known * data.test_split)
+        if data.subset > known - held:
+            after = f", {known - held} after the test_split of {held}" if held else ""
+            problems.append(Problem("dataset.subset", f"{data.name} has {known} training images{after}; subset {data.subset} is larger"))
     problems += [] if transfer_target else _check_search(space)
     model = space.model
     for key, value, needed in model.input_needs():

@@ -50,6 +50,9 @@ class Study(Strict):
         default_factory=list, max_length=100, description="report grouping (default: the axes that vary)"
     )
     cols: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=100)
+    choose: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=100, description="axes picked per group on validation before reporting (e.g. learning_rate)"
+    )
     metric: Annotated[str, Field(max_length=100)] | None = None
 
     def experiment(self, full: bool) -> str:
