@@ -333,15 +333,20 @@ def test_pivot_shows_the_metric_cells_with_bold_only_when_resolved():
     assert len(bold) == 1 and bold[0].startswith("| 56 |") and bold[0].split("|")[-2].strip().startswith("**"), "depth 56 with residual"
 
 
-def test_the_terminal_ranking_leaves_the_statistics_to_compare_and_shows_verdicts_only_with_replicates():
-    from search.reporting.tables import TERMINAL_OMITS, ranking_frame
+def test_the_terminal_ranking_leaves_the_statistics_to_compare_and_gives_verdicts_below_once_there_are_replicates():
+    from search.reporting.tables import TERMINAL_OMITS, ranking_frame, verdict_lines
 
-    replicated = ranking_frame(compare(arms({20: 0.0, 56: 0.10})))
+    comparison = compare(arms({20: 0.0, 56: 0.10}))
+    replicated = ranking_frame(comparison)
     assert not set(TERMINAL_OMITS) & set(replicated.columns)
-    assert replicated["verdict"].tolist() == ["baseline", "worse"]
     assert "*" in replicated["best_val_accuracy"].iloc[0]
-    single = ranking_frame(compare(arms({20: 0.0, 56: 0.10}, seeds=1)))
-    assert "verdict" not in single.columns and "n" in single.columns
+    row = comparison.table.set_index("depth").loc[20]
+    assert verdict_lines(comparison) == [
+        "against depth=56:",
+        f"depth=20: worse ({row['diff']:+.4f} [{row['diff_low']:+.4f}, {row['diff_high']:+.4f}], paired, p (Holm) <0.0001)",
+    ]
+    single = compare(arms({20: 0.0, 56: 0.10}, seeds=1))
+    assert verdict_lines(single) == [] and "n" in ranking_frame(single).columns
 
 
 def test_choose_picks_each_groups_learning_rate_on_validation_and_reports_its_test_values():

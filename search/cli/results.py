@@ -55,9 +55,11 @@ def compare_command(
     ] = False,
     tracking_uri: TrackingOpt = None,
 ):
-    """Compare trials grouped by axis values: n replicates (trials), mean ± std, 95% interval, failed trials,
+    """Compare trials grouped by axis values: n replicates (every replicate of the finished trials), mean ± std
+    of the test part's accuracy (where there is one), 95% interval, converged replicates, failed trials,
     costs; each group against the baseline: difference, interval, paired or Welch p (Holm-corrected),
-    verdict and the replicates that would resolve it. Bold only on a baseline resolved better than all."""
+    verdict (noting a replicate not converged) and the replicates that would resolve it. Bold only on a
+    baseline resolved better than all."""
     from search.errors import UserError
     from search.orchestration.report import load_comparison
     from search.reporting.destinations import check_table_file, write_table_file

@@ -224,7 +224,7 @@ def _print_result(console, space, result) -> None:
     import pandas as pd
 
     from search.errors import ArchsearchError
-    from search.reporting.tables import compare, ranking_frame, trials_frame
+    from search.reporting.tables import compare, ranking_frame, trials_frame, verdict_lines
     from search.tracking.tags import FAILURE_TAG
     from search.reporting.terminal import rich_table
 
@@ -241,6 +241,8 @@ def _print_result(console, space, result) -> None:
         raise ArchsearchError(f"no trial finished ({len(failed)} failed, parent run {result.parent_id}){first}")
     comparison = compare(trials_frame(result.trials), rows=space.varying_names())
     console.print(rich_table(ranking_frame(comparison), title=f"candidates ranked by {comparison.metric} (* best, resolved against every other)"))
+    for line in verdict_lines(comparison):
+        console.print(escape(line), soft_wrap=True)
     console.print("intervals, paired differences and p-values: archsearch compare " + escape(space.experiment))
     console.print(escape(f"MLflow experiment {space.experiment!r} (id {result.experiment_id}), parent run {result.parent_id}"))
     console.print(escape(f"open in the MLflow UI: {_ui_hint(result.tracking_uri, result.experiment_id, result.parent_id)}"))

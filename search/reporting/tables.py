@@ -465,14 +465,30 @@ def _emphasis(value, template: str, escape=lambda text: text) -> str:
     return escape(text)
 
 
-TERMINAL_OMITS = ("95% CI", "difference (95% CI)", "p", "p (Holm)", "test", "needed")  # `compare` has them
+TERMINAL_OMITS = ("95% CI", "difference (95% CI)", "p", "p (Holm)", "test", "verdict", "needed")  # `compare` has them
 
 
 def ranking_frame(comparison: Comparison) -> pd.DataFrame:
     """The plain text frame (no emphasis markers) for the terminal after a search: narrow enough for 80
-    columns, so the statistics are left to `archsearch compare`, all but the verdict, which is shown once
-    some group has two replicates (at one each, every verdict would read "not resolved (n=1)")."""
-    shown = display_frame(comparison).drop(columns=list(TERMINAL_OMITS))
-    if not (comparison.table["n"] > 1).any():
-        shown = shown.drop(columns=["verdict"])
+    columns, so the statistics and FLOPs are left to `archsearch compare`, the verdicts to `verdict_lines`,
+    and `failed` is shown only where a trial failed."""
+    omitted = [*TERMINAL_OMITS, "flops"] + ([] if comparison.table["failed"].any() else ["failed"])
+    shown = display_frame(comparison).drop(columns=omitted)
     return shown.map(lambda v: v.replace(BEST, " *") if isinstance(v, str) else v)
+
+
+def verdict_lines(comparison: Comparison) -> list[str]:
+    """Each group's verdict against the baseline, one line each, once some group has two replicates (at one
+    each, every verdict would read "not resolved (n=1)")."""
+    table = comparison.table
+    if comparison.baseline is None or not (table["n"] > 1).any():
+        return []
+    labels = _key_text(table[comparison.keys])
+    lines = []
+    for i, row in table.iterrows():
+        if row["verdict"] in (None, BASELINE) or pd.isna(row["verdict"]):
+            continue
+        difference = _difference(row["diff"], row["diff_low"], row["diff_high"])
+        lines.append(f"{_group_label(labels.loc[i], comparison.keys)}: {row['verdict']} "
+                     f"({difference}, {row['test']}, p (Holm) {_p(row['p_holm'])})")
+    return [f"against {comparison.baseline}:", *lines] if lines else []
