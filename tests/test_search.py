@@ -1,5 +1,7 @@
 """End to end: `archsearch run` on a real tiny search, read back from the MLflow store."""
 
+import json
+
 import pytest
 from conftest import TINY_SPACE, write
 from mlflow.tracking import MlflowClient
@@ -118,7 +120,7 @@ def test_validate_and_plan(tiny_space):
     assert result.output.count("False") + result.output.count("True") == 2
 
 
-@pytest.mark.parametrize("strategy", ["random", "bayesian", "hyperband"])
+@pytest.mark.parametrize("strategy", ["random", "bayesian"])  # hyperband: below, with replicates
 def test_other_strategies_run_tracked_trials(tmp_path, strategy):
     text = TINY_SPACE.replace("strategy: grid", f"strategy: {strategy}\n  max_trials: 2\n  hyperband_factor: 2")
     space = write(tmp_path / "s.yaml", text)
@@ -129,6 +131,26 @@ def test_other_strategies_run_tracked_trials(tmp_path, strategy):
     assert parents[0].info.status == "FINISHED"
     assert len(trials) >= 2 and all(t.info.status == "FINISHED" for t in trials)
     assert parents[0].data.metrics["trials_finished"] == len(trials)
+
+
+def test_hyperband_replicates_each_continue_their_own_weights(tmp_path):
+    """Two replicates through hyperband's one-epoch first round (a one-epoch slope is unknown, and must
+    not fail the trial): each keeps and continues its own best weights."""
+    text = TINY_SPACE.replace("strategy: grid", "strategy: hyperband\n  max_trials: 3\n  hyperband_factor: 2\n  repeats: 2")
+    space = write(tmp_path / "s.yaml", text)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_cli("run", str(space), "--tracking-uri", uri, "--tuner-dir", str(tmp_path / "tuner"))
+    assert result.exit_code == 0, result.output
+    _, parents, trials = store_runs(uri)
+    assert parents[0].info.status == "FINISHED" and parents[0].data.metrics["trials_finished"] == len(trials) == 3
+    assert all(t.info.status == "FINISHED" for t in trials)
+    for folder in (tmp_path / "tuner" / "tiny").glob("trial_*"):
+        assert sorted(p.name for p in folder.glob("best.*.weights.h5")) == ["best.0.weights.h5", "best.1.weights.h5"]
+    saved = [json.loads(p.read_text())["hyperparameters"]["values"] for p in (tmp_path / "tuner" / "tiny").glob("trial_*/trial.json")]
+    assert any(values.get("tuner/trial_id") for values in saved), "a second round continued from the first"
+    for trial in trials:
+        one, two = trial.data.metrics["best_val_accuracy/replicate_0"], trial.data.metrics["best_val_accuracy/replicate_1"]
+        assert trial.data.metrics["best_val_accuracy"] == pytest.approx((one + two) / 2)
 
 
 def test_an_oversized_candidate_fails_with_its_reason_and_the_search_goes_on(tmp_path):

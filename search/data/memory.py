@@ -14,7 +14,10 @@ from pathlib import Path
 
 from search.data.sources import ArrayInfo
 from search.errors import ResourceError
+from search.spec.reader import OFFICIAL_TEST_SETS
 from search.spec.schema import Dataset
+
+OFFICIAL_TEST_IMAGES = 10_000  # the test part of each of OFFICIAL_TEST_SETS
 
 MEMINFO = Path("/proc/meminfo")
 # Copies of the data set at input size alive at once while `load_data` prepares it (resize output,
@@ -41,7 +44,7 @@ def available_memory() -> int:
 
 @dataclass(frozen=True)
 class DataMemory:
-    """Bytes the data set takes: `prepared` is one copy of the images used (subset) at input size,
+    """Bytes the data set takes: `prepared` is one copy of the images used (subset and test part) at input size,
     `preparation` the peak while `load_data` builds it, `training` what its copies hold while trials train."""
 
     images: int
@@ -54,10 +57,14 @@ class DataMemory:
 def data_memory(info: ArrayInfo, spec: Dataset) -> DataMemory:
     """The data set's memory at `spec.input_size`, as float32, with the copies the pipeline makes."""
     per_image = spec.input_size * spec.input_size * info.channels * 4
-    every = info.images * per_image  # every image is resized, even when a subset is used
-    used = spec.subset if spec.subset is not None and spec.subset < info.images else info.images
+    official = spec.name in OFFICIAL_TEST_SETS
+    test = OFFICIAL_TEST_IMAGES if official else round(info.images * spec.test_split)
+    left = info.images - (0 if official else test)
+    used = (spec.subset if spec.subset is not None and spec.subset < left else left) + test  # the test part is prepared too
+    every = used * per_image  # only the images used are resized
     copies = PREPARATION_COPIES + (NOISE_COPIES if spec.corruption.noise else 0.0)
-    raw = 2 * info.raw_bytes  # the loaders' arrays and their scaling's temporary
+    raw_test = OFFICIAL_TEST_IMAGES * info.height * info.width * info.channels * 4 if official else 0
+    raw = 2 * (info.raw_bytes + raw_test)  # the loaders' arrays (the training part's, an official test part's) and their scaling's temporary
     return DataMemory(info.images, used, used * per_image, raw + copies * every, TRAINING_COPIES * used * per_image)
 
 

@@ -52,7 +52,8 @@ class TrialJob:
     seeds: list[int]  # one replicate per seed
     epochs: int
     initial_epoch: int = 0
-    load_weights_from: Path | None = None  # hyperband: continue a shorter trial's best epoch
+    # hyperband: the trial folders whose best epochs' weights are continued from / kept (`best_weights`)
+    load_weights_from: Path | None = None
     save_weights_to: Path | None = None
 
 
@@ -131,11 +132,11 @@ def _run(job: TrialJob, events) -> float:
             if max_params is not None and costs["params"] > max_params:
                 raise TrialFailed(f"Oversized model: {costs['params']:,} parameters > max_params {max_params:,}")
         if job.load_weights_from is not None:
-            model.load_weights(job.load_weights_from)
+            model.load_weights(best_weights(job.load_weights_from, replicate))
         selected = KeepBest(job.space.search.objective)
         callbacks = [EpochReporter(events, replicate), selected]
         if job.save_weights_to is not None:
-            callbacks.append(SaveBest(job.space.search.objective, job.save_weights_to))
+            callbacks.append(SaveBest(job.space.search.objective, best_weights(job.save_weights_to, replicate)))
         started = time.perf_counter()
         history = hypermodel.fit(job.hyperparameters, model, seed=seed, callbacks=callbacks, epochs=job.epochs, initial_epoch=job.initial_epoch)
         fit_seconds += time.perf_counter() - started
@@ -145,6 +146,12 @@ def _run(job: TrialJob, events) -> float:
             measured["selected_epoch"] = float(selected.epoch + 1)
         events.put(("tested", replicate, measured | hypermodel.test(job.hyperparameters, model)))
     return fit_seconds
+
+
+def best_weights(trial_dir: Path, replicate: int) -> Path:
+    """A replicate's own best weights in a trial folder: each replicate continues its own training, so
+    replicates stay independent across hyperband's rounds."""
+    return Path(trial_dir) / f"best.{replicate}.weights.h5"
 
 
 class TrialProcess:

@@ -142,12 +142,9 @@ class TrackedTuner(compat.DeclaringTuner):
             seeds=self.space.search.replicate_seeds(),
             epochs=values.get("tuner/epochs", self.space.training.epochs),
             initial_epoch=values.get("tuner/initial_epoch", 0),
-            load_weights_from=self._weights_path(previous) if previous else None,
-            save_weights_to=self._weights_path(trial.trial_id) if STRATEGIES[self.space.search.strategy].continues_trials else None,
+            load_weights_from=Path(self.get_trial_dir(previous)) if previous else None,
+            save_weights_to=Path(self.get_trial_dir(trial.trial_id)) if STRATEGIES[self.space.search.strategy].continues_trials else None,
         )
-
-    def _weights_path(self, trial_id: str) -> Path:
-        return Path(self.get_trial_dir(trial_id)) / "best.weights.h5"
 
     def _run_in_process(self, trial, job: TrialJob):
         """Train the trial in the trial process, relaying its epochs to the display as they end."""
@@ -190,7 +187,9 @@ class TrackedTuner(compat.DeclaringTuner):
         if len(curves) > 1:
             finals = [curve[-1] | replicate for curve, replicate in zip(curves, replicates)]
             for key in finals[0]:
-                metrics[f"{key}_std"] = statistics.stdev(final[key] for final in finals)
+                known = [final[key] for final in finals if math.isfinite(final[key])]  # a one-epoch slope is unknown
+                if len(known) > 1:
+                    metrics[f"{key}_std"] = statistics.stdev(known)
         return metrics
 
 

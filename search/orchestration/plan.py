@@ -57,7 +57,7 @@ def memory_need(space: Space, data: Data | None = None, available: int | None = 
         data_bytes = int(TRAINING_COPIES * memory.prepared)
         input_shape, num_classes = describe_input(spec)
     else:
-        data_bytes = int((TRAINING_COPIES - 1) * (data.x_train.nbytes + data.x_val.nbytes))
+        data_bytes = int((TRAINING_COPIES - 1) * (data.x_train.nbytes + data.x_val.nbytes + data.x_test.nbytes))
         input_shape, num_classes = data.input_shape, data.num_classes
     training = space.training
     return MemoryNeed(

@@ -57,13 +57,14 @@ class Difference:
 def convergence(losses, classes: int, rule: Convergence) -> dict[str, float]:
     """`loss_slope`: the slope of the training loss per epoch, fitted over the last `rule.window` epochs;
     `converged` (1 or 0): whether it falls by at most `rule.tolerance` x ln(classes) per epoch, the scale
-    of a uniform guess's loss, so that one tolerance reads the same for 2 or 100 classes. One epoch shows
-    no plateau: not converged, slope unknown."""
+    of a uniform guess's loss, so that one tolerance reads the same for 2 or 100 classes. Fewer epochs
+    than the window show no plateau: not converged (the slope over the epochs there are, unknown for one)."""
     window = np.asarray(losses[-rule.window :], dtype=float)
     if len(window) < 2:
         return {"loss_slope": math.nan, "converged": 0.0}
     slope = float(stats.linregress(np.arange(len(window)), window).slope)
-    return {"loss_slope": slope, "converged": float(-slope <= rule.tolerance * math.log(classes))}
+    flat = -slope <= rule.tolerance * math.log(classes)
+    return {"loss_slope": slope, "converged": float(flat and len(window) == rule.window)}
 
 
 def summarise(values) -> Summary:
