@@ -59,12 +59,12 @@ def plain_keras_tuner(space_path: Path, folder: Path) -> dict:
         """Seeds each trial's weights as archsearch's trial processes do, so both sides train the same nets."""
 
         def build(self, hp):
-            keras.utils.set_random_seed(self.space.search.seed)
+            keras.utils.set_random_seed(self.space.search.replicate_seeds()[0])
             return super().build(hp)
 
         def fit(self, hp, model, *args, **kwargs):
             started = time.perf_counter()
-            history = super().fit(hp, model, *args, **kwargs)
+            history = super().fit(hp, model, *args, seed=self.space.search.replicate_seeds()[0], **kwargs)
             fit_seconds.append(time.perf_counter() - started)
             return history
 

@@ -242,3 +242,16 @@ def test_keras_cache_folder_is_resolved_as_keras_resolves_it(tmp_path, monkeypat
     monkeypatch.delenv("KERAS_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert sources.keras_cache() == tmp_path / ".keras" / "datasets"
+
+
+def test_the_same_images_found_in_two_places_are_one_source_for_the_leak_check(tmp_path, no_machine_data):
+    """A copy of the IDX files elsewhere holds the same images: a search on one and a transfer on the
+    other are checked against each other, not waved through as different data."""
+    from search.data import leak
+
+    first, second = idx_folder(tmp_path / "a"), idx_folder(tmp_path / "b")
+    search = Dataset(name="fashion_mnist", path=first, input_size=28, validation_split=0.5, seed=1)
+    judged = Dataset(name="fashion_mnist", path=second, input_size=28, validation_split=0.5, seed=2)
+    assert leak(search, judged) is not None
+    nested = search.model_copy(update={"subset": 4})  # its 4 images are training images of the other's split
+    assert leak(nested, judged.model_copy(update={"seed": 1})) is None

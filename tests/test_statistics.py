@@ -370,3 +370,17 @@ def test_choose_picks_each_groups_learning_rate_on_validation_and_reports_its_te
     assert json.loads(render(result, "json"))["chosen_on_validation"] == ["learning_rate"]
     with pytest.raises(TableError, match="either grouped by or chosen"):
         compare(trials, rows=["bn", "learning_rate"], choose=["learning_rate"])
+
+
+def test_rows_the_default_baseline_and_top_are_chosen_on_validation_not_on_test():
+    """With a test part, the group best on validation is the baseline even where another is better on
+    test: choosing the baseline (or the kept groups) by the test metric would be a choice made on it."""
+    frame = replicated({20: 0.0, 56: 0.02}, repeats=4)
+    frame.loc[frame["depth"] == 20, "best_val_accuracy"] = 0.95  # 20 selects better, 56 tests better
+    result = compare(frame)
+    assert result.metric == "test_accuracy" and result.ranked_by == "best_val_accuracy"
+    assert result.table["depth"].tolist() == [20, 56] and result.baseline == "depth=20"
+    assert result.table.set_index("depth").loc[56, "verdict"] == "better"
+    assert compare(frame, top=1).table["depth"].tolist() == [20]
+    assert "| depth | test_accuracy | best_val_accuracy |" in render(result, "markdown")
+    assert compare(frame, metric="best_val_accuracy").ranked_by == "best_val_accuracy"

@@ -49,6 +49,7 @@ def test_a_study_runs_every_seed_and_reproduces_exactly(tmp_path):
     assert all(len(s["git_commit"]) >= 7 for s in record["searches"])
     replicates = pd.read_csv(first_folder / "results" / "replicates.csv")
     assert len(replicates) == len(record["replicates"]) == 4 and set(replicates["replicate_seed"]) == {300, 400}
+    assert replicates["latest"].all() and replicates["parent_id"].nunique() == 2
     assert replicates["test_accuracy"].between(0, 1).all() and set(replicates["residual"]) == {True, False}
     means = replicates.groupby("residual")["test_accuracy"].mean()
     assert {g["residual"]: g["mean"] for g in first["groups"]} == pytest.approx({str(k): v for k, v in means.items()})
@@ -113,5 +114,5 @@ def test_a_study_refuses_a_cell_search_that_sees_what_its_baselines_are_judged_o
     result = runner.invoke(app, ["study", str(tmp_path / "s"), "--tracking-uri", f"sqlite:///{store / 'mlflow.db'}", "--tuner-dir", str(store / "tuner")])
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     line = result.output.strip()
-    assert "cells.yaml: dataset: " in line and "images the search trains and selects on are among the" in line and "of space.yaml" in line
+    assert "cells.yaml: dataset.subset: " in line and "images the search trains and selects on are among the" in line and "in space.yaml" in line
     assert not store.exists() or not any(store.iterdir()), "nothing ran"

@@ -96,7 +96,7 @@ def test_compare_shows_the_search_cost_beside_accuracy(transferred):
         ("cell_target", TARGET, "no finished cell search of any space in experiment 'cell_target'"),
         # 250 images of which 175 train: 25 of the search's 200 would be among the target's validation images
         ("cell_search", TARGET.replace("subset: 300", "subset: 250"),
-         "dataset: 25 of the 200 images the search trains and selects on are among the 434 validation and test images"),
+         "dataset.subset: 25 of the 200 images the search trains and selects on are among the 434 validation and test images"),
         ("cell_search", TARGET.replace("subset: 300", "subset: 300, seed: 5"), "images the search trains and selects on are among the"),
     ],
 )

@@ -240,7 +240,9 @@ def _print_result(console, space, result) -> None:
         first = f"; the first reason: {reasons.iloc[0].splitlines()[0]}" if len(reasons) else ""
         raise ArchsearchError(f"no trial finished ({len(failed)} failed, parent run {result.parent_id}){first}")
     comparison = compare(trials_frame(result.trials), rows=space.varying_names())
-    console.print(rich_table(ranking_frame(comparison), title=f"candidates ranked by {comparison.metric} (* best, resolved against every other)"))
+    reported = "" if comparison.ranked_by == comparison.metric else f", reported on {comparison.metric}"
+    title = f"candidates ranked by {comparison.ranked_by}{reported} (* best, resolved against every other)"
+    console.print(rich_table(ranking_frame(comparison), title=title))
     for line in verdict_lines(comparison):
         console.print(escape(line), soft_wrap=True)
     console.print("intervals, paired differences and p-values: archsearch compare " + escape(space.experiment))

@@ -141,6 +141,12 @@ def load_arrays(spec: Dataset, before_decoding: Callable[[ArrayInfo], None] | No
     return x, y
 
 
+def training_labels(spec: Dataset) -> np.ndarray | None:
+    """MNIST's or Fashion-MNIST's training labels, from wherever `find_named` finds them (None: nowhere)."""
+    source = find_named(spec)
+    return None if source is None else _read_named(source, "train", images=False)[1]
+
+
 def describe_test_arrays(spec: Dataset) -> ArrayInfo:
     """The size of a named set's official test part: MNIST's or Fashion-MNIST's from its headers (the
     table where the files are not on this machine: `load_test_arrays` then says where to get them)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from search.data.memory import check_preparation
-from search.data.sources import OFFICIAL_TEST_SETS, describe_arrays, describe_test_arrays, load_arrays, load_test_arrays
+from search.data.sources import IDX_SETS, OFFICIAL_TEST_SETS, describe_arrays, describe_test_arrays, load_arrays, load_test_arrays, training_labels
 from search.errors import DataError, StateError, reported_as
 from search.spec.schema import Augmentation, Dataset
 
@@ -57,7 +57,13 @@ def _index_hash(source: str, official: bool, indices: np.ndarray) -> str:
 
 
 def source_name(spec: Dataset) -> str:
-    """What identifies the images a split indexes: the set's name, and its path where it has one."""
+    """What identifies the images a split indexes: for MNIST and Fashion-MNIST, their training labels'
+    hash (the same images whether found in Keras' cache, Debian's folder or a `dataset.path`); else the
+    set's name, and its path where it has one."""
+    if spec.name in IDX_SETS:
+        labels = training_labels(spec)
+        if labels is not None:
+            return f"{spec.name}:{hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest()[:16]}"
     return spec.name if spec.path is None else f"{spec.name}:{Path(spec.path).resolve()}"
 
 

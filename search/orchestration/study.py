@@ -3,6 +3,7 @@ and transfers included, then the report and the methods record into `DIR/results
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,14 +17,14 @@ from search.orchestration.run import SearchResult
 from search.orchestration.transfer import Origin, best_cells, transferred_space
 from search.reporting.records import search_record, write_record
 from search.reporting.statistics import ALPHA, LEVEL
-from search.reporting.tables import compare, render
+from search.reporting.tables import compare, latest_searches, render, trials_frame
 from search.spec.metrics import best_metric
 from search.spec.schema import Space
 from search.spec.study import STUDY_FILE, Study, StudyPlan, seeded, transfer_target, unseeded
 from search.tracking.client import experiment_runs
 from search.tracking.locations import resolve_tracking_uri
 from search.tracking.provenance import library_versions, machine
-from search.tracking.tags import PARENT_TAG, SEARCH_ROLE, TRIAL_ROLE
+from search.tracking.tags import PARENT_TAG, SEARCH_ROLE, TRIAL_ROLE, VARYING_TAG
 
 # Runs one search (with whatever display the caller shows): space, its file, a transfer's origin or None.
 RunOne = Callable[[Space, Path, Origin | None], SearchResult]
@@ -77,8 +78,8 @@ def check_splits(plan: StudyPlan) -> None:
         for path, space in judged:
             problem = leak(search.dataset, space.dataset)
             if problem:
-                raise DataError(f"dataset: {problem} of {path.name}; give both the same dataset.seed and test_split, and "
-                                "the search a subset no larger than the other's training part").at(search_path)
+                raise DataError(f"dataset.subset: {problem} in {path.name}; give both the same dataset.seed and test_split, "
+                                "and the search a subset no larger than the other's training part").at(search_path)
 
 
 def run_costs(tracking_uri: str, experiment: str) -> list[dict]:
@@ -89,8 +90,11 @@ def run_costs(tracking_uri: str, experiment: str) -> list[dict]:
         trials = experiment_runs(tracking_uri, experiment, TRIAL_ROLE)
     except TrackingError:  # the experiment was never made (a study without cell searches)
         return []
-    seconds = pd.to_numeric(trials.get("metrics.trial_seconds"), errors="coerce") if len(trials) else pd.Series(dtype=float)
-    by_parent = seconds.groupby(trials[f"tags.{PARENT_TAG}"]).agg(["sum", "size"]) if len(trials) else pd.DataFrame(columns=["sum", "size"])
+    if len(trials):
+        logged = trials["metrics.trial_seconds"] if "metrics.trial_seconds" in trials else pd.Series(math.nan, index=trials.index)
+        by_parent = pd.to_numeric(logged, errors="coerce").groupby(trials[f"tags.{PARENT_TAG}"]).agg(["sum", "size"])
+    else:
+        by_parent = pd.DataFrame(columns=["sum", "size"])
     rows = []
     for _, parent in parents.iterrows():
         spent = by_parent.loc[parent["run_id"]] if parent["run_id"] in by_parent.index else {"sum": 0.0, "size": 0}
@@ -103,16 +107,19 @@ def run_costs(tracking_uri: str, experiment: str) -> list[dict]:
 
 
 def replicate_rows(tracking_uri: str, experiment: str) -> list[dict]:
-    """One row per replicate of every finished trial of the study: its space, search seed, replicate
-    seed, axis values and per-replicate metrics, for a reader to recompute every statistic."""
+    """One row per replicate of every finished trial of the study: its space, search, search seed,
+    replicate seed, axis values and per-replicate metrics, and whether its search is the latest of its
+    space and seed (`latest`: the ones the tables use), for a reader to recompute every statistic."""
     trials = experiment_runs(tracking_uri, experiment, TRIAL_ROLE)
+    latest = set(latest_searches(trials_frame(trials).assign(parent_id=trials[f"tags.{PARENT_TAG}"], start_time=trials["start_time"]))["run_id"])
     trials = trials[trials["status"] == "FINISHED"]
     rows = []
     for _, trial in trials.iterrows():
-        varying = [a for a in str(trial.get("tags.archsearch.varying") or "").split(",") if a]
-        seeds = str(trial.get("params.replicate_seeds") or trial.get("params.seed")).split(",")
+        varying = [a for a in _text(trial.get(f"tags.{VARYING_TAG}")).split(",") if a]
+        seeds = (_text(trial.get("params.replicate_seeds")) or _text(trial.get("params.seed"))).split(",")
         for index, seed in enumerate(seeds):
-            row = {"space": trial.get("params.space"), "run_id": trial["run_id"], "seed": trial.get("params.seed"), "replicate_seed": seed}
+            row = {"space": trial.get("params.space"), "parent_id": trial.get(f"tags.{PARENT_TAG}"), "run_id": trial["run_id"],
+                   "latest": trial["run_id"] in latest, "seed": trial.get("params.seed"), "replicate_seed": seed}
             row |= {axis: trial.get(f"params.{axis}") for axis in varying}
             row |= {name: trial.get(f"metrics.{name}/replicate_{index}") for name in REPLICATE_METRICS}
             row |= {f"{part}_hash": trial.get(f"params.{part}_hash") for part in ("train", "validation", "test")}
@@ -141,6 +148,11 @@ def statistics_used(tracking_uri: str, experiment: str, study: Study) -> dict:
         "replicate above the tolerance says 'not converged'",
         "chosen_on_validation": ", ".join(comparison.chosen) or "nothing",
     }
+
+
+def _text(value) -> str:
+    """A param or tag as text; a run that lacks it (NaN in the frame) as ''."""
+    return "" if value is None or pd.isna(value) else str(value)
 
 
 def _date(milliseconds) -> str | None:

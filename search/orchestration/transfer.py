@@ -123,7 +123,7 @@ def check_no_leak(origin: Origin, target: Space) -> None:
                                 f"now, not {split[part]} as when it ran; its data changed, so what it saw cannot be checked")
     problem = leak(searched, target.dataset)
     if problem:
-        raise TransferError(f"dataset: {problem} (search {origin.space}); the target must judge on images its search never "
+        raise TransferError(f"dataset.subset: {problem} (search {origin.space}); the target must judge on images its search never "
                             "saw: give both the same dataset.seed and test_split, and the search a subset no larger than the "
                             "target's training part")
 

@@ -28,6 +28,9 @@ def caption_for(comparison: Comparison) -> str:
         f"{comparison.metric} ({direction} is better): mean ± std and 95% interval of the mean over n replicates "
         "(every replicate of the finished trials, each with its own seed; converged: how many had reached a "
         "training-loss plateau). "
+        + (f"Rows are ordered, and the default baseline chosen, by {comparison.ranked_by}, the validation score "
+           "that selected the epochs, so that no choice rests on the test part. " if comparison.ranked_by != comparison.metric else "")
+        + 
         f"Each group is compared with {against}: the difference (group minus baseline) and its 95% interval, "
         "paired by replicate seed where at least two seeds are shared, else Welch; p Holm-corrected over the comparisons. "
         "A verdict is given only where the corrected p < 0.05, else 'not resolved (n=K)', and says 'not converged' "

@@ -77,6 +77,7 @@ class Comparison:
     maximise: bool
     baseline: str | None = None  # the baseline group, written as --baseline takes it
     chosen: tuple[str, ...] = ()  # keys chosen per group on validation (`chosen_on_validation`)
+    ranked_by: str = ""  # what orders the groups and picks the default baseline and --top (`ranking_metric`)
 
 
 def compare(
@@ -92,7 +93,7 @@ def compare(
     """Group `trials` by `rows` (default: every axis that varied, and the experiment when there are
     several) and `cols`, summarise `metric` (default: the test part's, else the searches' objective at its
     best epoch) over each group's replicates, and compare every group with `baseline` (default: the best
-    mean). `choose` keys (say `learning_rate`) are picked per group on validation (`chosen_on_validation`)."""
+    group by `ranking_metric`, which also orders the rows and `top`). `choose` keys (say `learning_rate`) are picked per group on validation (`chosen_on_validation`)."""
     choose = list(choose or [])
     keys = [k for k in (list(rows) if rows else default_keys(trials)) if rows or k not in choose]
     keys += [c for c in cols or [] if c not in keys]
@@ -110,6 +111,8 @@ def compare(
     finished = trials[trials["status"] == "FINISHED"]
     costs = [*COSTS, SEARCH_COST] if SEARCH_COST in trials and trials[SEARCH_COST].notna().any() else list(COSTS)
     every = replicate_values(finished, metric)  # indexed by trial: each group takes its trials' rows
+    ranked_by = ranking_metric(trials, metric)
+    ranking = every if ranked_by == metric else replicate_values(finished, ranked_by)
     groups, replicates, unconverged = [], [], []
     for key, group in trials.groupby(keys, sort=True, dropna=False) if keys else [((), trials)]:
         done = finished.loc[finished.index.intersection(group.index)]
@@ -117,14 +120,17 @@ def compare(
         summary = summarise(each["value"])
         row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
         row |= {"mean": summary.mean, "std": summary.std, "n": summary.n, "ci_low": summary.low, "ci_high": summary.high}
+        ranked = ranking.loc[ranking.index.isin(done.index), "value"]
+        row[ranked_by] = float(ranked.mean()) if len(ranked) else math.nan
         known = each["converged"].dropna()
         row |= {"converged": float(known.sum()) if len(known) else math.nan, "failed": int((group["status"] == "FAILED").sum())}
         row |= {cost: float(done[cost].mean()) if cost in done and len(done) else math.nan for cost in costs}
         groups.append(row)
         replicates.append((each["value"].to_numpy(dtype=float), each["seed"].to_numpy(dtype=object)))
         unconverged.append(bool((known == 0).any()))
-    table = pd.DataFrame(groups, columns=[*keys, "mean", "std", "n", "ci_low", "ci_high", "converged", "failed", *costs])
-    table = table.sort_values("mean", ascending=not maximise, na_position="last", kind="stable")
+    rank_column = [] if ranked_by == metric else [ranked_by]
+    table = pd.DataFrame(groups, columns=[*keys, "mean", "std", "n", "ci_low", "ci_high", *rank_column, "converged", "failed", *costs])
+    table = table.sort_values(ranked_by if rank_column else "mean", ascending=minimised(ranked_by), na_position="last", kind="stable")
     replicates = [replicates[i] for i in table.index]
     unconverged = [unconverged[i] for i in table.index]
     table = table.reset_index(drop=True)
@@ -134,7 +140,17 @@ def compare(
     if top:  # the statistics stay those of every group; the baseline is always shown
         kept = table.index[:top].union(pd.Index([] if base is None else [base]))
         table = table.loc[kept].reset_index(drop=True)
-    return Comparison(table, keys, metric, maximise, label, tuple(choose))
+    return Comparison(table, keys, metric, maximise, label, tuple(choose), ranked_by)
+
+
+TEST_METRICS = ("test_accuracy", "test_loss")
+
+
+def ranking_metric(trials: pd.DataFrame, metric: str) -> str:
+    """What orders the groups, picks the default baseline and `--top`: the metric itself, but for a test
+    metric the searches' objective at its best epoch (validation), so that no choice is made on test."""
+    selection = best_metric(_objective(trials))
+    return selection if metric in TEST_METRICS and selection in trials else metric
 
 
 def chosen_on_validation(trials: pd.DataFrame, keys: list[str], choose: list[str]) -> pd.DataFrame:
@@ -244,7 +260,7 @@ def _against_baseline(table: pd.DataFrame, replicates: list, unconverged: list[b
 
 def _baseline_row(table: pd.DataFrame, keys: list[str], baseline: str | None) -> int | None:
     """The row of the group `--baseline` names (matched on the grouping keys, as the table writes them),
-    else of the best mean; None when no group has a finished trial."""
+    else the first measured row (the best by `ranking_metric`); None when no group has a finished trial."""
     if baseline is None:
         measured = table.index[table["n"] > 0]
         return int(measured[0]) if len(measured) else None
@@ -321,7 +337,8 @@ def render(comparison: Comparison, fmt: str, cols: list[str] | None = None) -> s
         return comparison.table.to_csv(index=False)
     if fmt == "json":
         records = json.loads(comparison.table.to_json(orient="records"))
-        header = {"metric": comparison.metric, "maximise": comparison.maximise, "baseline": comparison.baseline, "level": LEVEL, "alpha": ALPHA,
+        header = {"metric": comparison.metric, "maximise": comparison.maximise, "ranked_by": comparison.ranked_by,
+                  "baseline": comparison.baseline, "level": LEVEL, "alpha": ALPHA,
                   "chosen_on_validation": list(comparison.chosen)}
         return json.dumps(header | {"groups": records}, indent=2) + "\n"
     shown = display_frame(comparison, cols)
@@ -355,6 +372,8 @@ def display_frame(comparison: Comparison, cols: list[str] | None = None) -> pd.D
         return pivot.reset_index() if rows else pivot
     shown = _key_text(table[comparison.keys])
     shown[comparison.metric] = cells
+    if comparison.ranked_by and comparison.ranked_by != comparison.metric:  # what ordered the rows and chose the baseline
+        shown[comparison.ranked_by] = table[comparison.ranked_by].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     shown["n"] = table["n"].astype(str)
     if table["converged"].notna().any():  # trials that ran the convergence check
         shown["converged"] = [_converged(c, n) for c, n in zip(table["converged"], table["n"])]
@@ -470,9 +489,9 @@ TERMINAL_OMITS = ("95% CI", "difference (95% CI)", "p", "p (Holm)", "test", "ver
 
 def ranking_frame(comparison: Comparison) -> pd.DataFrame:
     """The plain text frame (no emphasis markers) for the terminal after a search: narrow enough for 80
-    columns, so the statistics and FLOPs are left to `archsearch compare`, the verdicts to `verdict_lines`,
-    and `failed` is shown only where a trial failed."""
-    omitted = [*TERMINAL_OMITS, "flops"] + ([] if comparison.table["failed"].any() else ["failed"])
+    columns, so the statistics and costs but parameters are left to `archsearch compare`, the verdicts to
+    `verdict_lines`, and `failed` is shown only where a trial failed."""
+    omitted = [*TERMINAL_OMITS, "flops", "train_seconds"] + ([] if comparison.table["failed"].any() else ["failed"])
     shown = display_frame(comparison).drop(columns=omitted)
     return shown.map(lambda v: v.replace(BEST, " *") if isinstance(v, str) else v)
 

@@ -76,7 +76,7 @@ class Dataset(Strict):
     )
     test_split: Annotated[float, Field(ge=0, le=0.9)] = Field(
         0.2, description="fraction of the images held out for testing, drawn first (0: no test part); "
-        "mnist and fashion_mnist use their own 10,000-image test part instead"
+        "mnist, fashion_mnist, cifar10 and cifar100 use their own 10,000-image test part instead"
     )
     subset: Annotated[int, Field(ge=2, le=100_000_000)] | None = Field(
         None, description="use only the first this many images left after the test part (a smaller subset's images "
