@@ -39,7 +39,7 @@ def store(tmp_path_factory):
         space = write(root / f"{experiment}_{seed}.yaml", text)
         result = runner.invoke(app, ["run", str(space), "--tracking-uri", uri, "--tuner-dir", str(root / "tuner")])
         assert result.exit_code == 0, result.output
-        assert "candidates ranked by test_accuracy" in result.output
+        assert "candidates ranked by best_val_accuracy, reported on test_accuracy" in result.output
     return root, uri
 
 
