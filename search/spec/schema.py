@@ -33,7 +33,7 @@ class Augmentation(Strict):
 
 
 class Corruption(Strict):
-    """A fixed, seeded distortion of every image, training and validation alike: a harder variant of easy data."""
+    """A fixed, seeded distortion of every image, training, validation and test alike: a harder variant of easy data."""
 
     scale: Annotated[float, Field(gt=0, le=1)] = Field(
         1.0, description="draw each image at this fraction of input_size, at a random place on a blank canvas"
