@@ -6,6 +6,9 @@ When the COUNT-th write of a state file named FILE whose content holds FRAGMENT 
 records the temporary file it was writing in MARK, then either kills the process (MODE `kill`: SIGKILL, as
 a power cut would) or fails the write as a full disk does (MODE `enospc`). The mark lets a test tell a
 fault that hit from one that missed: the moment is chosen, not random.
+
+A full disk needs no process of its own: a test may install `faulty_writer(...)` as `files._write_all` in
+its own process (with monkeypatch) and run the command there.
 """
 
 import errno
@@ -18,10 +21,10 @@ from search import files
 from search.cli import app
 
 
-def main() -> None:
-    mode, name, fragment, count, mark, separator, *command = sys.argv[1:]
-    assert mode in ("kill", "enospc") and separator == "--"
-    write_all, seen = files._write_all, 0
+def faulty_writer(mode: str, name: str, fragment: str, count: int, mark: Path, write_all):
+    """`write_all` (files._write_all) with the fault described above injected."""
+    assert mode in ("kill", "enospc")
+    seen = 0
 
     def faulty(descriptor: int, payload: bytes) -> None:
         nonlocal seen
@@ -36,7 +39,13 @@ def main() -> None:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         write_all(descriptor, payload)
 
-    files._write_all = faulty
+    return faulty
+
+
+def main() -> None:
+    mode, name, fragment, count, mark, separator, *command = sys.argv[1:]
+    assert separator == "--"
+    files._write_all = faulty_writer(mode, name, fragment, int(count), Path(mark), files._write_all)
     sys.argv = ["archsearch", *command]
     app()
 

@@ -11,7 +11,7 @@ from search.engine.evolution import RegularizedEvolutionOracle
 from search.engine.hypermodel import declare
 from search.errors import GenotypeError
 from search.models.registry import build_model
-from search.spec.genotypes import OPS, Genotype, parse_genotype, random_genotype
+from search.spec.genotypes import CELL_KINDS, OPS, Block, Genotype, parse_genotype, random_genotype
 from search.spec.schema import Space
 
 CELL_SPACE = {
@@ -43,23 +43,53 @@ def test_the_output_concatenates_exactly_the_blocks_no_block_reads():
     assert Genotype.unused(genotype.reduce) == [2]
 
 
+def _covering_genotypes() -> list[Genotype]:
+    """Two genotypes that between them put every op, in both cells, on a cell input and on a block's output,
+    and end each kind of cell both in one block (a chain) and in a concatenation of eight (side by side)."""
+    last = len(OPS) - 1
+    chain = (  # block b applies OPS[b] to a cell input and OPS[b - 1] to block b-1's output; one more block, OPS[-1] to the 8th's
+        Block((0, 1), (OPS[0], OPS[last])),
+        *(Block((b % 2, b + 1), (OPS[b], OPS[b - 1])) for b in range(1, len(OPS))),
+        Block((len(OPS) + 1, 0), (OPS[last], "identity")),
+    )
+    side_by_side = tuple(Block((b % 2, (b + 1) % 2), (OPS[b], OPS[(b + 1) % len(OPS)])) for b in range(len(OPS)))
+    return [Genotype(normal=chain, reduce=side_by_side), Genotype(normal=side_by_side, reduce=chain)]
+
+
+def _roles(genotype: Genotype) -> set[tuple[str, str, str]]:
+    """(cell, op, what it reads: a cell input or a block's output) for every op of the genotype."""
+    return {
+        (kind, op, "input" if state < 2 else "block")
+        for kind in CELL_KINDS
+        for block in genotype.cell(kind)
+        for op, state in zip(block.ops, block.inputs)
+    }
+
+
 def test_many_random_cells_build_into_models_that_run(tmp_path):
-    """Every sampled cell, with any op subset, N and F, must build: strides and projections where shapes differ."""
+    """Every sampled cell, with any op subset, N and F, must build: strides and projections where shapes differ.
+    Two written genotypes make sure of what sampling might miss: every op in every role, in both cells."""
     rng = random.Random(11)
     batch = np.random.RandomState(0).normal(size=(2, 12, 12, 1)).astype("float32")
-    seen_ops = set()
-    for _ in range(30):
+    cases = [(genotype, 2, 2, 2) for genotype in _covering_genotypes()]  # N = 2 and 2 stages: every kind of cell input
+    for _ in range(12):
         ops = rng.sample(OPS, rng.randint(1, len(OPS)))
         genotype = random_genotype(rng.randint(1, 5), ops, rng)
-        seen_ops |= {op for kind in ("normal", "reduce") for block in genotype.cell(kind) for op in block.ops}
+        cases.append((genotype, rng.randint(1, 2), rng.choice([2, 4]), rng.randint(1, 3)))
+    roles, endings = set(), set()
+    for genotype, cells_per_stage, filters, stages in cases:
+        roles |= _roles(genotype)
+        endings |= {(kind, len(Genotype.unused(genotype.cell(kind))) > 1) for kind in CELL_KINDS}
         keras.backend.clear_session()
         model = build_model(
             "cells", input_shape=(12, 12, 1), num_classes=10, genotype=str(genotype),
-            cells_per_stage=rng.randint(1, 2), filters=rng.choice([2, 4]), stages=rng.randint(1, 3),
+            cells_per_stage=cells_per_stage, filters=filters, stages=stages,
         )
         out = model(batch, training=True)
         assert out.shape == (2, 10) and np.allclose(np.sum(out, axis=1), 1.0, atol=1e-4), str(genotype)
-    assert seen_ops == set(OPS)
+    assert roles == {(kind, op, reads) for kind in CELL_KINDS for op in OPS for reads in ("input", "block")}
+    assert endings == {(kind, concatenated) for kind in CELL_KINDS for concatenated in (False, True)}
+    assert {stages for *_, stages in cases} == {1, 2, 3} and {n for _, n, _, _ in cases} == {1, 2}
 
 
 def test_reduction_cells_halve_the_side_and_normal_cells_keep_it():

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY_SPACE, write
+from faults import faulty_writer
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
+from search import files
 from search.cli import app
 from search.engine.hypermodel import declare
 from search.engine.oracles import make_oracle
@@ -20,7 +22,11 @@ from search.spec.reader import load_space
 from search.tracking.tags import PARENT_TAG
 
 FAULTS = Path(__file__).parent / "faults.py"
+# Three candidates of one small ResNet-8 (a trial costs the tracing of its graph, hardly its epochs), each
+# learning to its own accuracy: a fault can hit before, between and after trials, and results tell trials apart.
+THREE = TINY_SPACE.replace("residual: [false, true]", "residual: false").replace("learning_rate: 0.05", "learning_rate: [0.05, 0.03, 0.02]")
 FOUR = TINY_SPACE.replace("depth: 8", "depth: [8, 14]")  # 4 candidates: depth x residual
+ONE = TINY_SPACE.replace("residual: [false, true]", "residual: true")
 runner = CliRunner()
 
 
@@ -33,7 +39,7 @@ def runs(uri, experiment="tiny"):
 
 def by_candidate(trials):
     finished = [t for t in trials if t.info.status == "FINISHED"]
-    return {(t.data.params["depth"], t.data.params["residual"]): t.data.metrics for t in finished}
+    return {(t.data.params["learning_rate"], t.data.params["residual"]): t.data.metrics for t in finished}
 
 
 def cli(space, uri, tuner, *extra):
@@ -42,14 +48,14 @@ def cli(space, uri, tuner, *extra):
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
-    """The four-candidate search run once without faults: what every interrupted run must end with."""
+    """The three-candidate search run once without faults: what every interrupted run must end with."""
     folder = tmp_path_factory.mktemp("uninterrupted")
-    space = write(folder / "four.yaml", FOUR)
+    space = write(folder / "three.yaml", THREE)
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     result = cli(space, uri, folder / "tuner")
     assert result.exit_code == 0, result.output
     expected = by_candidate(runs(uri)[1])
-    assert len(expected) == 4
+    assert len(expected) == 3
     return space, expected
 
 
@@ -67,14 +73,14 @@ def assert_resumed_to_the_uninterrupted_result(uri, expected):
     parents, trials = runs(uri)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED", "one search, resumed, not several"
     finished_ids = [t.data.params["trial_id"] for t in trials if t.info.status == "FINISHED"]
-    assert sorted(finished_ids) == sorted(set(finished_ids)) and len(finished_ids) == 4, "every trial FINISHED once"
+    assert sorted(finished_ids) == sorted(set(finished_ids)) and len(finished_ids) == 3, "every trial FINISHED once"
     assert not [t for t in trials if t.info.status == "RUNNING"], "no run stays RUNNING"
     got = by_candidate(trials)
     assert got.keys() == expected.keys()
     for candidate, metrics in expected.items():
         for key in ("best_val_accuracy", "val_loss", "loss", "params"):
             assert got[candidate][key] == metrics[key], (candidate, key)
-    assert parents[0].data.metrics["trials_finished"] == 4
+    assert parents[0].data.metrics["trials_finished"] == 3
 
 
 def test_kill_9_inside_a_state_write_then_resume_gives_the_uninterrupted_result(tmp_path, uninterrupted):
@@ -107,14 +113,21 @@ def test_kill_9_inside_a_state_write_then_resume_gives_the_uninterrupted_result(
     assert_resumed_to_the_uninterrupted_result(uri, expected)
 
 
-def test_a_full_disk_during_a_state_write_stops_cleanly_and_the_search_resumes(tmp_path, uninterrupted):
+def test_a_full_disk_during_a_state_write_stops_cleanly_and_the_search_resumes(tmp_path, uninterrupted, monkeypatch):
+    """The disk fills while the oracle's state is written after the first trial. A full disk, unlike a kill,
+    needs no process of its own: the same hook as tests/faults.py, in this one."""
     space, expected = uninterrupted
     uri, tuner = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "tuner"
-    full, written = with_fault("enospc", "oracle.json", '"end_order": ["0"]', 1, space, uri, tuner, tmp_path)
-    assert full.returncode == 2, full.stderr[-2000:]
+    mark = tmp_path / "enospc.mark"
+    with monkeypatch.context() as patched:
+        patched.setattr(files, "_write_all", faulty_writer("enospc", "oracle.json", '"end_order": ["0"]', 1, mark, files._write_all))
+        full = cli(space, uri, tuner)
+    assert mark.exists(), f"the fault never hit:\n{full.output[-2000:]}"
+    written = Path(mark.read_text())
+    assert full.exit_code == 2, full.output[-2000:]
     oracle = tuner / "tiny" / "oracle.json"
     assert f"cannot write the search's state {oracle}: No space left on device" in full.stderr
-    assert "Traceback" not in full.stderr and not written.exists(), "no temporary file is left behind"
+    assert "Traceback" not in full.output and not written.exists(), "no temporary file is left behind"
     assert json.loads(oracle.read_text())["end_order"] == [], "the last good state is kept"
     result = cli(space, uri, tuner)
     assert result.exit_code == 0, result.output
@@ -163,7 +176,7 @@ def test_a_reloaded_grid_search_tries_every_remaining_combination_once(tmp_path)
 
 def interrupted_search(tmp_path):
     """A search killed by kill -9 inside the state write of its first trial, before it trained."""
-    space = write(tmp_path / "four.yaml", FOUR)
+    space = write(tmp_path / "tiny.yaml", TINY_SPACE)
     uri, tuner = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "tuner"
     killed, _ = with_fault("kill", "trial.json", '"status": "RUNNING"', 1, space, uri, tuner, tmp_path)
     assert killed.returncode == -signal.SIGKILL
@@ -173,7 +186,7 @@ def interrupted_search(tmp_path):
 def test_a_changed_space_is_refused_with_its_changes_and_fresh_starts_over(tmp_path):
     space, uri, tuner = interrupted_search(tmp_path)
     before = runs(uri)
-    write(space, FOUR.replace("epochs: 2", "epochs: 3"))
+    write(space, TINY_SPACE.replace("epochs: 2", "epochs: 3"))
     result = cli(space, uri, tuner)
     assert result.exit_code == 2
     assert "training.epochs: 2 -> 3" in result.output and "--fresh" in result.output
@@ -189,18 +202,18 @@ def test_a_changed_space_is_refused_with_its_changes_and_fresh_starts_over(tmp_p
     assert old.info.status == "KILLED" and "--fresh" in old.data.tags["failure_reason"]
     assert not [t for t in trials if t.info.status == "RUNNING"]
     new_trials = [t for t in trials if t.data.tags[PARENT_TAG] != old.info.run_id]
-    assert len(new_trials) == 4 and all(t.data.params["epochs"] == "3" for t in new_trials)
+    assert len(new_trials) == 2 and all(t.data.params["epochs"] == "3" for t in new_trials)  # every candidate, anew
 
 
 def test_a_finished_search_is_reported_not_repeated(tmp_path):
-    space = write(tmp_path / "s.yaml", TINY_SPACE)
+    space = write(tmp_path / "s.yaml", ONE)
     uri, tuner = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "tuner"
     assert cli(space, uri, tuner).exit_code == 0
     again = cli(space, uri, tuner)
     assert again.exit_code == 0 and "already ran to its end" in again.output
     assert "candidates ranked by" in again.output
     parents, trials = runs(uri)
-    assert len(parents) == 1 and len(trials) == 2
+    assert len(parents) == 1 and len(trials) == 1
     repeated = cli(space, uri, tuner, "--fresh")
     assert repeated.exit_code == 0
     assert len(runs(uri)[0]) == 2
@@ -242,7 +255,7 @@ def test_the_same_search_under_another_tuner_folder_is_refused_while_the_first_r
     from search.distributed.distribution import search_key
     from search.orchestration.resume import exclusive_search
 
-    space_path = write(tmp_path / "s.yaml", TINY_SPACE)
+    space_path = write(tmp_path / "s.yaml", ONE)
     space = load_space(space_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     key = search_key(space.model_dump(mode="json"), load_data(space.dataset).fingerprint)
@@ -252,7 +265,7 @@ def test_the_same_search_under_another_tuner_folder_is_refused_while_the_first_r
     assert "this search (same space, data and tracking URI) is being run by process" in result.output
     assert str((tmp_path / "first" / "tiny").resolve()) in result.output
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "second").exists()
-    marked_up = TINY_SPACE.replace("seed: 7", "seed: 8").replace("experiment: tiny", "experiment: 'tiny [/bold][red]'")
+    marked_up = ONE.replace("seed: 7", "seed: 8").replace("experiment: tiny", "experiment: 'tiny [/bold][red]'")
     other = cli(write(tmp_path / "o.yaml", marked_up), uri, tmp_path / "second")
     assert other.exit_code == 0, other.output  # another search (another seed) is not locked out
     assert "MLflow experiment 'tiny [/bold][red]'" in other.output, "names are shown as text, not as rich markup"
