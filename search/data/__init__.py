@@ -9,9 +9,9 @@ spec layer can ask about a data set's shape without it.
 
 from search.data.memory import DataMemory, available_memory, check_preparation, data_memory
 from search.data.sources import ArrayInfo, describe_arrays, describe_input, load_arrays, load_test_arrays
-from search.data.split import Data, Split, leak, load_data, pipeline, planned_split
+from search.data.split import LEAK_REMEDY, Data, Split, leak, load_data, pipeline, planned_split
 
 __all__ = [
-    "ArrayInfo", "Data", "DataMemory", "available_memory", "check_preparation", "data_memory", "describe_arrays",
+    "LEAK_REMEDY", "ArrayInfo", "Data", "DataMemory", "available_memory", "check_preparation", "data_memory", "describe_arrays",
     "describe_input", "leak", "load_arrays", "load_data", "load_test_arrays", "pipeline", "planned_split", "Split",
 ]

@@ -92,6 +92,10 @@ def planned_split(spec: Dataset) -> Split:
     return split_indices(spec, describe_arrays(spec).images, official)
 
 
+# What ends a leak: spaces nest when they share the split and the smaller is no larger than the other's training part
+LEAK_REMEDY = "give both the same dataset.seed and test_split, and the search a subset no larger than the other's training part"
+
+
 def leak(search: Dataset, judged: Dataset) -> str | None:
     """How many images a search on `search` learns or selects from that results on `judged` are judged
     on (its validation and test parts), in words; None when they share none (or no source)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from search.data import leak
+from search.data import LEAK_REMEDY, leak
 from search.errors import DataError, TrackingError, UserError
 from search.orchestration.report import load_comparison, write_report
 from search.orchestration.run import SearchResult
@@ -78,8 +78,7 @@ def check_splits(plan: StudyPlan) -> None:
         for path, space in judged:
             problem = leak(search.dataset, space.dataset)
             if problem:
-                raise DataError(f"dataset.subset: {problem} in {path.name}; give both the same dataset.seed and test_split, "
-                                "and the search a subset no larger than the other's training part").at(search_path)
+                raise DataError(f"dataset.subset: {problem} in {path.name}; {LEAK_REMEDY}").at(search_path)
 
 
 def run_costs(tracking_uri: str, experiment: str) -> list[dict]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from search.data import leak, planned_split
+from search.data import LEAK_REMEDY, leak, planned_split
 from search.errors import TransferError
 from search.spec.metrics import best_metric, minimised
 from search.spec.reader import transfer_target_problems
@@ -124,8 +124,7 @@ def check_no_leak(origin: Origin, target: Space) -> None:
     problem = leak(searched, target.dataset)
     if problem:
         raise TransferError(f"dataset.subset: {problem} (search {origin.space}); the target must judge on images its search never "
-                            "saw: give both the same dataset.seed and test_split, and the search a subset no larger than the "
-                            "target's training part")
+                            f"saw: {LEAK_REMEDY}")
 
 
 def _ranked(trials: pd.DataFrame, metric: str, maximise: bool) -> pd.DataFrame:
