@@ -49,6 +49,13 @@ def printable(text: str) -> str:
     return text
 
 
+def printable_lines(text: str) -> str:
+    """Printable text that may run over several lines (a description)."""
+    for line in text.split("\n"):
+        printable(line)
+    return text
+
+
 def _axis_schema(handler_schema: dict) -> dict:
     return {"anyOf": [handler_schema, {"type": "array", "items": handler_schema, "minItems": 1, "maxItems": MAX_CHOICES}]}
 

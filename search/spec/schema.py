@@ -15,11 +15,12 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from search.spec.families import FAMILIES
-from search.spec.fields import NAME_PATTERN, Axis, Strict, enum_schema, printable
+from search.spec.fields import NAME_PATTERN, Axis, Strict, enum_schema, printable, printable_lines
 
 MAX_PATH_CHARS = 4096  # Linux's PATH_MAX
 MAX_PATH_PART_BYTES = 255  # Linux's NAME_MAX: no file name on disk is longer
 MAX_EXPERIMENT_CHARS = 250
+MAX_DESCRIPTION_CHARS = 5000
 MAX_REPEATS = 100  # replicates per trial; a replicate's seed is search seed x MAX_REPEATS + its index
 MAX_SEED = 10_000_000  # so that every replicate seed stays below 2**31, the range every RNG takes
 
@@ -125,6 +126,10 @@ class Training(Strict):
     distribute: Literal["none", "mirrored"] = Field(
         "none", description="mirrored: each trial trains data-parallel on every visible GPU (tf.distribute.MirroredStrategy)"
     )
+    save_models: Literal["best", "all", "none"] = Field(
+        "best", description="trained models kept in MLflow (the selected epoch's weights of the best replicate): the "
+        "best trial of the search (in a study, of each group), every trial, or none"
+    )
 
 
 Strategy = Literal["grid", "random", "bayesian", "hyperband", "evolution"]
@@ -180,6 +185,9 @@ ModelFamily = Annotated[Union[tuple(FAMILIES.values())], Field(discriminator="fa
 
 class Space(Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    description: Annotated[str, Field(max_length=MAX_DESCRIPTION_CHARS), AfterValidator(printable_lines)] | None = Field(
+        None, description="the question the search asks, in a sentence or two: the search's description in the MLflow UI"
+    )
     dataset: Dataset = Dataset()
     model: ModelFamily
     training: Training = Training()
@@ -219,6 +227,7 @@ class Space(Strict):
             "convergence_window": training.convergence.window,
             "convergence_tolerance": training.convergence.tolerance,
             "distribute": training.distribute,
+            "save_models": training.save_models,
             "strategy": search.strategy,
             "objective": search.objective,
             "max_trials": search.max_trials,
