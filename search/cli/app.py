@@ -23,6 +23,14 @@ class _Commands(TyperGroup):
             raise typer.Exit(error.exit_code) from None
 
 
+def _version(shown: bool) -> None:
+    if shown:
+        from importlib.metadata import version
+
+        typer.echo(f"archsearch {version('archsearch')}")
+        raise typer.Exit()
+
+
 app = typer.Typer(
     cls=_Commands,
     help="Architecture search over CNN design axes: space files -> KerasTuner trials -> MLflow runs.",
@@ -30,6 +38,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+):
+    """Architecture search over CNN design axes: space files -> KerasTuner trials -> MLflow runs."""
 
 SpaceArg = Annotated[Path, typer.Argument(help="A space file (YAML), e.g. spaces/vgg_depth.yaml.", show_default=False)]
 HeartbeatOpt = Annotated[
@@ -88,27 +103,33 @@ WhereOpt = Annotated[
 
 
 def load(path: Path, transfer_target: bool = False):
-    from search.spec.reader import load_space
+    from search.api import load_space
 
     return load_space(path, transfer_target=transfer_target)
 
 
 def quiet_tensorflow(trains: bool = False) -> None:
-    """Import TensorFlow; a command that `trains` trials here first starts the server their processes fork from,
-    whose own TensorFlow import then runs beside this one."""
+    from search.api import prepare
+
+    prepare(trains)
+
+
+def command_prefix() -> str:
+    """How to type `archsearch` in the hints printed after a command, the way this one was started: under
+    `uv run` (as the README does it) `archsearch` may not be on PATH."""
     import os
+    import shlex
+    import shutil
+    import sys
 
-    from search.engine.quiet import import_tensorflow_quietly
-    from search.engine.trial_server import start_trial_server
-
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # keep MLflow's table-creation notes off the display
-    # MLflow retries a refused request for minutes with nothing on screen; the tracker waits for the server
-    # itself, saying so (`--tracking-timeout`)
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
-    if trains:
-        start_trial_server()
-    import_tensorflow_quietly()
+    if os.environ.get("UV_RUN_RECURSION_DEPTH"):
+        parent = os.environ.get("UV_INTERNAL__PARENT_INTERPRETER")  # set when uv itself ran as `python3 -m uv`
+        return f"{Path(parent).name} -m uv run archsearch" if parent else "uv run archsearch"
+    started_as = Path(sys.argv[0])
+    if started_as.name == "archsearch":
+        on_path = shutil.which("archsearch")
+        return "archsearch" if on_path and Path(on_path).resolve() == started_as.resolve() else shlex.quote(sys.argv[0])
+    return f"{shlex.quote(sys.executable)} -m search.cli"
 
 
 SUFFIX_FORMATS = {".md": "markdown", ".tex": "latex", ".csv": "csv", ".html": "html", ".json": "json"}

@@ -4,13 +4,25 @@ transfer, study."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
 
-from search.cli.app import FreshOpt, HeartbeatOpt, SpaceArg, TrackingOpt, TrackingTimeoutOpt, TunerDirOpt, app, load, quiet_tensorflow
+from search.cli.app import (
+    FreshOpt,
+    HeartbeatOpt,
+    SpaceArg,
+    TrackingOpt,
+    TrackingTimeoutOpt,
+    TunerDirOpt,
+    app,
+    command_prefix,
+    load,
+    quiet_tensorflow,
+)
 
 
 @app.command()
@@ -67,15 +79,16 @@ def run(
     Running it again after an interruption (Ctrl-C, kill, restart) continues the search; a finished
     search is reported, not repeated, unless --fresh."""
     space = load(space_path)
-    quiet_tensorflow(trains=workers == 0)
     from rich.console import Console
 
-    from search.distributed.distribution import Distribution
+    from search import api
 
     console = Console()
-    distribution = Distribution(local_workers=workers, heartbeat_timeout=heartbeat_timeout) if workers else None
-    result = _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, fresh, distribution=distribution,
-                                   tracking_timeout=tracking_timeout)
+    result = _search_with_progress(
+        console, space, space_path, distributed=workers > 0,
+        search=lambda observer: api.run(space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, workers=workers,
+                                        observer=observer, tracking_timeout=tracking_timeout, heartbeat_timeout=heartbeat_timeout),
+    )
     _print_result(console, space, result)
 
 
@@ -104,8 +117,9 @@ def chief(
     check_can_listen(host, port)
     distribution = Distribution(f"{host}:{port}", workers, heartbeat_timeout)
     console.print(escape(f"chief of {space.name} listening on {host}:{port}; workers: archsearch worker {space_path} --chief HOST:{port}"))
-    result = _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, fresh, distribution=distribution,
-                                   tracking_timeout=tracking_timeout)
+    result = _search_with_progress(console, space, space_path, distributed=True, search=_searching(
+        space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, distribution=distribution,
+        tracking_timeout=tracking_timeout))
     _print_result(console, space, result)
 
 
@@ -215,7 +229,8 @@ def transfer(
     console = Console()
     console.print(escape(f"transferring {len(origin.runs)} cell(s) from search {origin.parent_id} ({origin.space}, {origin.strategy}, "
                   f"{origin.trials} trials, {origin.search_hours:.3f} device-hours)"))
-    result = _search_with_progress(console, space, target_path, tracking_uri, tuner_dir, fresh, origin)
+    result = _search_with_progress(console, space, target_path, search=_searching(
+        space, target_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, origin=origin))
     _print_result(console, space, result)
 
 
@@ -225,7 +240,7 @@ def _print_result(console, space, result) -> None:
 
     from search.errors import ArchsearchError
     from search.reporting.tables import compare, ranking_frame, trials_frame, verdict_lines
-    from search.tracking.tags import FAILURE_TAG
+    from search.tracking.tags import FAILURE_TAG, MODEL_TAG
     from search.reporting.terminal import rich_table
 
     if result.outcome == "already done":
@@ -245,32 +260,40 @@ def _print_result(console, space, result) -> None:
     console.print(rich_table(ranking_frame(comparison), title=title))
     for line in verdict_lines(comparison):
         console.print(escape(line), soft_wrap=True)
-    console.print("intervals, paired differences and p-values: archsearch compare " + escape(space.experiment))
+    console.print(escape(f"intervals, paired differences and p-values: {command_prefix()} compare {shlex.quote(space.experiment)}"),
+                  soft_wrap=True)
     console.print(escape(f"MLflow experiment {space.experiment!r} (id {result.experiment_id}), parent run {result.parent_id}"))
-    console.print(escape(f"open in the MLflow UI: {_ui_hint(result.tracking_uri, result.experiment_id, result.parent_id)}"))
+    kept = result.trials.get(f"tags.{MODEL_TAG}", pd.Series(dtype=object)).notna()
+    if kept.any():
+        names = ", ".join(result.trials.loc[kept, "run_name"].astype(str))
+        console.print(escape(f"trained model kept for {names}: {command_prefix()} export {shlex.quote(space.experiment)} --out model.keras"),
+                      soft_wrap=True)
+    console.print(escape(f"open in the MLflow UI: {_ui_hint(result.tracking_uri, result.experiment_id, result.parent_id)}"), soft_wrap=True)
 
 
-def _search_with_progress(console, space, space_path: Path, tracking_uri, tuner_dir: Path, fresh: bool, origin=None, distribution=None,
-                          tracking_timeout: float = 300.0):
-    """One search with the live display; input and interruption problems end the command here."""
+def _search_with_progress(console, space, space_path: Path, search, distributed: bool = False):
+    """One search, `search(observer)`, with the live display; input and interruption problems end the command here."""
     from search.errors import Interrupted, UserError
-    from search.orchestration.run import run_search
     from search.reporting.progress import RichProgress
 
     training = space.training
     console.print(f"[bold]{space.name}[/]: {escape(space.describe())}, {space.search.strategy} search, "
                   f"{training.epochs} epochs each, seed {space.search.seed}")
     try:
-        with RichProgress(console, space.search.objective, training.epochs, space.search.repeats, distributed=distribution is not None) as progress:
-            return run_search(
-                space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, observer=progress, origin=origin,
-                distribution=distribution, tracking_timeout=tracking_timeout,
-            )
+        with RichProgress(console, space.search.objective, training.epochs, space.search.repeats, distributed=distributed) as progress:
+            return search(progress)
     except UserError as error:
         raise error.at(space_path) from None
     except KeyboardInterrupt:
         raise Interrupted("interrupted; the running trial and the search were marked KILLED in MLflow. "
                           "Run the same command again to continue the search.") from None
+
+
+def _searching(space, space_path: Path, **options):
+    """`search(observer)` for a space already loaded (a transfer's, a study's, a chief's)."""
+    from search.orchestration.run import run_search
+
+    return lambda observer: run_search(space, space_path, observer=observer, **options)
 
 
 @app.command("study")
@@ -292,7 +315,9 @@ def study_command(
     console = Console()
 
     def run_one(space, space_path: Path, origin):
-        return _search_with_progress(console, space, space_path, tracking_uri, tuner_dir, False, origin)
+        return _search_with_progress(console, space, space_path, search=_searching(
+            space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, origin=origin,
+            model_groups=study.rows or space.varying_names()))  # a kept model for the best trial of each group
 
     out = run_study(folder, study, plan, full, tracking_uri, run_one)
     console.print(escape(f"wrote the report and methods record to {out}/ (open {out / 'index.html'})"))

@@ -38,6 +38,7 @@ from search.models.costs import model_costs  # noqa: E402
 from search.reporting.statistics import convergence  # noqa: E402
 from search.spec.metrics import minimised  # noqa: E402
 from search.spec.schema import Space  # noqa: E402
+from search.tracking.client import save_keras_model  # noqa: E402
 
 GROWTH_LIMIT_MIB = 256  # a trial process takes no new trial once it has grown this much since its first
 
@@ -55,6 +56,7 @@ class TrialJob:
     # hyperband: the trial folders whose best epochs' weights are continued from / kept (`best_weights`)
     load_weights_from: Path | None = None
     save_weights_to: Path | None = None
+    model_to: Path | None = None  # where the best replicate's model goes (`keep_model`), if models are kept
 
 
 class TrialFailed(Exception):
@@ -63,7 +65,8 @@ class TrialFailed(Exception):
 
 def serve_trials(jobs, events, search_pid: int, threads: int | None) -> None:
     """Entry point of a trial process: for each job from `jobs` sends ("built", costs, summary),
-    ("epoch", replicate, epoch, logs)... and ("tested", replicate, test metrics) per replicate, then ("done", seconds spent in fit, MiB its peak size grew
+    ("epoch", replicate, epoch, logs)... and ("tested", replicate, test metrics) per replicate, ("model", replicate)
+    when it kept the best replicate's model, then ("done", seconds spent in fit, MiB its peak size grew
     since the first trial) or ("error", reason, traceback). Ends at a None job, after a failed trial,
     or when the search process is gone (`search_pid`: kill -9, crash). `threads` caps TensorFlow's CPU
     threads (workers sharing one machine)."""
@@ -121,6 +124,7 @@ def _run(job: TrialJob, events) -> float:
     hypermodel = SpaceHyperModel(job.space, Data.load(job.data_path))
     max_params = job.space.search.max_params
     fit_seconds = 0.0
+    kept = None  # (score, replicate, weights) of the best replicate by the objective, on its selected epoch
     for replicate, seed in enumerate(job.seeds):
         if replicate:
             keras.backend.clear_session()
@@ -144,8 +148,23 @@ def _run(job: TrialJob, events) -> float:
         if selected.weights is not None:
             model.set_weights(selected.weights)
             measured["selected_epoch"] = float(selected.epoch + 1)
+            if kept is None or selected.best > kept[0]:
+                kept = (selected.best, replicate, selected.weights)
         events.put(("tested", replicate, measured | hypermodel.test(job.hyperparameters, model)))
+    if job.model_to is not None and kept is not None:
+        keep_model(model, kept[2], hypermodel.data.x_val[:2], job.model_to)
+        events.put(("model", kept[1]))
     return fit_seconds
+
+
+def keep_model(model: keras.Model, weights: list, example, folder: Path) -> None:
+    """The selected epoch's weights in a model without the training's optimizer state (it belongs to another
+    replicate's last epoch, not to these weights), compiled for `evaluate`, saved in MLflow's Keras format."""
+    kept = keras.models.clone_model(model)
+    kept.set_weights(weights)
+    # plain SGD holds no per-weight state, so the file stays the weights' size and loads without warnings
+    kept.compile(optimizer=keras.optimizers.SGD(), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    save_keras_model(kept, folder, example)
 
 
 def best_weights(trial_dir: Path, replicate: int) -> Path:

@@ -8,7 +8,9 @@ raised as KerasTuner's `FailedTrialError`, so KerasTuner's own failed-trial acco
 
 from __future__ import annotations
 
+import hashlib
 import math
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -22,9 +24,10 @@ from search.engine.trial_process import TrialJob, TrialProcess
 from search.engine.trial_server import process_context
 from search.errors import TrackingUnreachable
 from search.reporting.progress import TrialObserver
-from search.spec.metrics import best_metric
+from search.spec.metrics import best_metric, minimised
 from search.spec.schema import Space
 from search.tracking.client import Tracker
+from search.tracking.tags import MODEL_GROUP_TAG
 
 
 class TrackedTuner(compat.DeclaringTuner):
@@ -49,11 +52,13 @@ class TrackedTuner(compat.DeclaringTuner):
         trial_tags=None,
         trial_metrics: dict | None = None,
         threads: int | None = None,
+        model_groups: list[str] = (),
         **kwargs,
     ):
         """`trial_tags(values) -> dict` and `trial_metrics` add to every trial run (a transfer's links to
         the search its cells came from, and that search's cost); `threads` caps each trial's CPU threads
-        (workers sharing a machine)."""
+        (workers sharing a machine); under `save_models: best` the best trial of each group of
+        `model_groups`' values keeps its model (a study's groups; one group by default)."""
         self.space = space
         super().__init__(**kwargs)
         self.data_path = data_path
@@ -64,6 +69,7 @@ class TrackedTuner(compat.DeclaringTuner):
         self.observer = observer or TrialObserver()
         self.trial_tags = trial_tags or (lambda values: {})
         self.trial_metrics = trial_metrics or {}
+        self.model_groups = list(model_groups)
         self.trial_process = TrialProcess(process_context(), threads)
         compat.quiet_failed_trials()
 
@@ -97,7 +103,7 @@ class TrackedTuner(compat.DeclaringTuner):
         try:
             if "genotype" in values:
                 self._log_genotype(run_id, values["genotype"])
-            curves, tested, costs, summary, fit_seconds = self._run_in_process(trial, self._job(trial))
+            curves, tested, costs, summary, fit_seconds, kept = self._run_in_process(trial, self._job(trial))
             if summary:
                 self.tracker.log_text(run_id, summary, "model_summary.txt")
             _refuse_non_finite(curves)
@@ -112,14 +118,17 @@ class TrackedTuner(compat.DeclaringTuner):
             status, reason = _status_and_reason(error)
             self.tracker.end_run(run_id, status, reason=reason)
             self.observer.trial_end(trial.trial_id, status, {}, reason)
+            shutil.rmtree(self._model_folder(trial.trial_id), ignore_errors=True)
             raise
+        if kept is not None:
+            self._keep_model(run_id, values, metrics, kept, self._model_folder(trial.trial_id))
         self.observer.trial_end(trial.trial_id, "FINISHED", metrics)
         return [_best_epoch(curve, self.oracle.objective) for curve in curves]
 
     def start_trial_run(self, trial_id: str, values: dict, tags: dict | None = None) -> str:
         """The trial's nested MLflow run, with every setting and axis value as params."""
         return self.tracker.start_run(
-            f"trial-{trial_id}",
+            run_name(values, self.space.varying_names(), trial_id),
             params=self.run_params | values | {"trial_id": trial_id},
             tags=self.run_tags | self.trial_tags(values) | (tags or {}),
             parent_id=self.parent_id,
@@ -144,7 +153,28 @@ class TrackedTuner(compat.DeclaringTuner):
             initial_epoch=values.get("tuner/initial_epoch", 0),
             load_weights_from=Path(self.get_trial_dir(previous)) if previous else None,
             save_weights_to=Path(self.get_trial_dir(trial.trial_id)) if STRATEGIES[self.space.search.strategy].continues_trials else None,
+            model_to=self._model_folder(trial.trial_id) if self.space.training.save_models != "none" else None,
         )
+
+    def _model_folder(self, trial_id: str) -> Path:
+        return Path(self.get_trial_dir(trial_id)) / "model"
+
+    def _keep_model(self, run_id: str, values: dict, metrics: dict, replicate: int, folder: Path) -> None:
+        """Upload the trial's model when every trial keeps one, or when it beats its group's best so far
+        (whose model is then dropped: one model per group on disk); the local copy goes either way."""
+        try:
+            group = ",".join(f"{key}={values[key]}" for key in self.model_groups if key in values)
+            if self.space.training.save_models == "best":
+                key = best_metric(self.oracle.objective.name)
+                sign = -1 if minimised(self.oracle.objective.name) else 1
+                held = [run for run in self.tracker.model_holders(self.parent_id) if run.data.tags.get(MODEL_GROUP_TAG) == group]
+                if any(sign * run.data.metrics.get(key, -sign * math.inf) >= sign * metrics[key] for run in held):
+                    return
+            self.tracker.log_model(run_id, folder, group, replicate)
+            if self.space.training.save_models == "best":
+                prune_models(self.tracker, self.parent_id, self.oracle.objective.name)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _run_in_process(self, trial, job: TrialJob):
         """Train the trial in the trial process, relaying its epochs to the display as they end."""
@@ -152,10 +182,13 @@ class TrackedTuner(compat.DeclaringTuner):
         tested: list[dict] = []
         costs: dict = {}
         summary = ""
+        kept = None  # the replicate whose model the trial process saved
 
         def relay(kind: str, payload: list) -> None:
-            nonlocal costs, summary
-            if kind == "built":
+            nonlocal costs, summary, kept
+            if kind == "model":
+                kept = payload[0]
+            elif kind == "built":
                 costs, summary = payload
             elif kind == "epoch":
                 replicate, epoch, logs = payload
@@ -169,7 +202,7 @@ class TrackedTuner(compat.DeclaringTuner):
                 raise RuntimeError(f"unexpected event {kind!r} from the trial process")
 
         fit_seconds = self.trial_process.run(job, relay)
-        return curves, tested, costs, summary, fit_seconds
+        return curves, tested, costs, summary, fit_seconds, kept
 
     def _summarise(self, curves: list[list[dict]], tested: list[dict], costs: dict) -> dict:
         """Costs; per replicate, the objective's best epoch, what the trial process measured on its weights
@@ -191,6 +224,41 @@ class TrackedTuner(compat.DeclaringTuner):
                 if len(known) > 1:
                     metrics[f"{key}_std"] = statistics.stdev(known)
         return metrics
+
+
+MAX_RUN_NAME = 120
+
+
+def run_name(values: dict, varying: list[str], trial_id: str) -> str:
+    """A trial's name in the MLflow UI and its charts' legends: what varies, then the trial's number
+    (`config=D bn=post #3`); a searched cell by a short hash of its genotype."""
+    parts = [f"{key}={_short(values[key])}" for key in varying if key in values]
+    name = " ".join([*parts, f"#{int(trial_id) if trial_id.isdigit() else trial_id}"])
+    return name if len(name) <= MAX_RUN_NAME else name[: MAX_RUN_NAME - 3] + "..."
+
+
+def _short(value) -> str:
+    text = str(value)
+    if len(text) <= 24:
+        return text
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def prune_models(tracker: Tracker, parent_id: str, objective: str) -> int:
+    """Under `save_models: best`, keep the model of each group's best trial only (the earliest on a tie) and
+    drop the others; returns how many were dropped. Run after each kept model, and at the end of a search,
+    where workers that finished at once may both have kept one."""
+    key, sign = best_metric(objective), (-1 if minimised(objective) else 1)
+    groups: dict[str, list] = {}
+    for run in tracker.model_holders(parent_id):
+        groups.setdefault(run.data.tags.get(MODEL_GROUP_TAG, ""), []).append(run)
+    dropped = 0
+    for runs in groups.values():
+        runs.sort(key=lambda run: (-sign * run.data.metrics.get(key, -sign * math.inf), run.info.start_time))
+        for run in runs[1:]:
+            tracker.drop_model(run.info.run_id)
+            dropped += 1
+    return dropped
 
 
 def _status_and_reason(error: BaseException) -> tuple[str, str]:

@@ -20,7 +20,7 @@ from search.distributed.distribution import Distribution, search_key
 from search.engine.oracles import planned_trials
 from search.engine.state import repair_state
 from search.engine.trial_server import start_trial_server
-from search.engine.tuner import TrackedTuner
+from search.engine.tuner import TrackedTuner, prune_models
 from search.errors import SearchChanged, TrackingUnreachable
 from search.orchestration.plan import check_memory
 from search.orchestration.resume import (
@@ -39,7 +39,7 @@ from search.spec.schema import Space
 from search.tracking.client import Patience, Tracker, abandon_search
 from search.tracking.locations import resolve_tracking_uri
 from search.tracking.provenance import provenance_tags
-from search.tracking.tags import AXES_TAG, ROLE_TAG, SEARCH_ROLE, TRIAL_ROLE, VARYING_TAG
+from search.tracking.tags import AXES_TAG, BEST_NAME_TAG, BEST_RUN_TAG, NOTE_TAG, ROLE_TAG, SEARCH_ROLE, TRIAL_ROLE, VARYING_TAG
 
 DEFAULT_TUNER_DIR = Path("mlruns") / "tuner"
 DEFAULT_TRACKING_TIMEOUT = 300.0  # seconds a search waits for a tracking server that stopped answering
@@ -65,7 +65,8 @@ def run_search(space: Space, space_path: Path, *, tuner_dir: Path = DEFAULT_TUNE
     An interrupted search of the same space (same tuner folder) is continued; see `search.orchestration.resume`.
     Options: tracking_uri, fresh, observer, origin (a transfer's source search), distribution (serve the
     trials to workers as a KerasTuner chief instead of running them here), tracking_timeout (seconds to wait
-    for a tracking server that does not answer). One process at a time works on a
+    for a tracking server that does not answer), model_groups (under `save_models: best`, the axes whose
+    every combination keeps its best trial's model; a study's groups). One process at a time works on a
     search, and on a tuner folder (two locks).
     """
     if options.get("distribution") is None:  # trials train here: their server's imports overlap what follows
@@ -90,6 +91,7 @@ def _run_search(
     origin: Origin | None = None,
     distribution: Distribution | None = None,
     tracking_timeout: float = DEFAULT_TRACKING_TIMEOUT,
+    model_groups: list[str] = (),
 ) -> SearchResult:
     uri = resolve_tracking_uri(tracking_uri)
     project = Path(tuner_dir) / space.name
@@ -123,7 +125,7 @@ def _run_search(
     else:
         _clear(project)  # KerasTuner's state of an earlier search of this name
         parent_tags = tags | {ROLE_TAG: SEARCH_ROLE} | (origin.parent_tags() if origin else {})
-        parent_id = tracker.start_run(space.name, params={}, tags=parent_tags)
+        parent_id = tracker.start_run(space.name, params={}, tags=parent_tags | {NOTE_TAG: search_description(space)})
     state = SearchState(resolved, uri, tracker.experiment_id, parent_id, "running", data.fingerprint)
     state.write(project)  # from here on, an interruption can be resumed
     tracker.log_params(parent_id, params)  # again on resume: the same values, in case a kill came first
@@ -143,6 +145,7 @@ def _run_search(
             trial_tags=origin.trial_tags if origin else None,
             trial_metrics=origin.trial_metrics() if origin else None,
             threads=distribution.threads_per_worker() if distribution else None,
+            model_groups=model_groups,
         )
         data.save(project / "data.npz")
         best = tuner.oracle.get_best_trials(1)  # when continued: what the trials before the interruption reached
@@ -160,8 +163,15 @@ def _run_search(
         tracker.end_run(parent_id, "FAILED", reason=f"{type(error).__name__}: {error}")
         state.ended("failed").write(project)
         raise
+    if space.training.save_models == "best":
+        prune_models(tracker, parent_id, space.search.objective)  # workers finishing at once may both have kept one
     trials = tracker.runs(parent_id)
-    tracker.log_metrics(parent_id, search_summary(trials, space, time.perf_counter() - started))
+    summary = search_summary(trials, space, time.perf_counter() - started)
+    best = best_trial(trials, space)
+    if best is not None:  # the best trial's values: what the collapsed parent row shows in the MLflow UI
+        summary = {k.removeprefix("metrics."): v for k, v in best.items() if k.startswith("metrics.") and "/" not in k} | summary
+        tracker.set_tags(parent_id, {BEST_RUN_TAG: best["run_id"], BEST_NAME_TAG: best["run_name"]})
+    tracker.log_metrics(parent_id, summary)
     tracker.end_run(parent_id, "FINISHED")
     state.ended("finished").write(project)
     return SearchResult(uri, tracker.experiment_id, parent_id, trials, "resumed" if previous else "finished")
@@ -213,6 +223,26 @@ def _abandon(state: SearchState | None) -> None:
     """--fresh over an interrupted search: its runs end KILLED rather than stay RUNNING forever."""
     if state is not None and state.status == "running":
         abandon_search(state.tracking_uri, state.parent_id, "abandoned: the search was started afresh (--fresh)")
+
+
+def search_description(space: Space) -> str:
+    """The parent run's description in the MLflow UI: the question, the grid, and how to read the answer."""
+    search, training = space.search, space.training
+    question = space.description or f"How do {', '.join(space.varying_names()) or 'the candidates'} change {search.objective}?"
+    return (f"{question.strip()}\n\n{space.describe()}; {search.strategy} search, {training.epochs} epochs, "
+            f"{search.repeats} replicate(s) per trial, seed {search.seed}.\n\n"
+            f"Intervals and paired tests: `archsearch compare {space.experiment}`; "
+            f"tables and figures: `archsearch report {space.experiment}`.")
+
+
+def best_trial(trials: pd.DataFrame, space: Space) -> pd.Series | None:
+    """The FINISHED trial with the best mean of the objective's best epochs (what selection reads)."""
+    key = f"metrics.{best_metric(space.search.objective)}"
+    finished = trials[trials["status"] == "FINISHED"] if len(trials) else trials
+    if key not in finished or not finished[key].notna().any():
+        return None
+    index = finished[key].idxmin() if minimised(space.search.objective) else finished[key].idxmax()
+    return finished.loc[index]
 
 
 def search_summary(trials: pd.DataFrame, space: Space, wall_seconds: float) -> dict[str, float]:

@@ -23,7 +23,7 @@ import pandas as pd
 from search.errors import TableError
 from search.reporting.statistics import ALPHA, LEVEL, difference, holm, summarise
 from search.spec.metrics import best_metric, minimised
-from search.tracking.tags import VARYING_TAG
+from search.tracking.tags import MODEL_TAG, VARYING_TAG
 
 COSTS = ("params", "flops", "train_seconds")
 SEARCH_COST = "search_hours"  # on transferred cells: the device-hours of the search that found them
@@ -44,6 +44,8 @@ def trials_frame(runs: pd.DataFrame) -> pd.DataFrame:
         if column.startswith("metrics."):
             table[column.removeprefix("metrics.")] = pd.to_numeric(runs[column], errors="coerce")
     table["varying"] = runs.get(f"tags.{VARYING_TAG}", "")
+    table["run_name"] = runs.get("run_name")
+    table["model"] = runs.get(f"tags.{MODEL_TAG}")  # "model" where the trial keeps its trained model
     return table.copy()
 
 

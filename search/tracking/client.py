@@ -7,11 +7,13 @@ under `./mlruns` (MLflow's plain file store is deprecated).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,19 @@ from mlflow.tracking import MlflowClient
 from search.errors import TrackingError, TrackingUnreachable, reported_as
 from search.tracking.locations import sqlite_path
 from search.tracking.store import check_store
-from search.tracking.tags import CHIEF_TAG, EXPERIMENT_KIND, FAILURE_TAG, NOTE_TAG, PARENT_TAG, ROLE_TAG, SEARCH_KEY_TAG
+from search.tracking.tags import (
+    CHIEF_TAG,
+    EXPERIMENT_KIND,
+    FAILURE_TAG,
+    MODEL_ARTIFACT,
+    MODEL_GROUP_TAG,
+    MODEL_REPLICATE_TAG,
+    MODEL_TAG,
+    NOTE_TAG,
+    PARENT_TAG,
+    ROLE_TAG,
+    SEARCH_KEY_TAG,
+)
 
 MAX_PARAM_LENGTH = 6000
 
@@ -200,6 +214,24 @@ class Tracker:
         )
         return dict(found[0].data.metrics) if found else None
 
+    def log_model(self, run_id: str, folder: Path, group: str, replicate: int) -> None:
+        """Upload a model saved by `save_keras_model` as the run's `model` artifact, then tag the run: a kill
+        between the two leaves an untagged upload, never a tag without its model."""
+        self.client.log_artifacts(run_id, str(folder), MODEL_ARTIFACT)
+        self.set_tags(run_id, {MODEL_TAG: MODEL_ARTIFACT, MODEL_GROUP_TAG: group, MODEL_REPLICATE_TAG: replicate})
+
+    def model_holders(self, parent_id: str) -> list:
+        """The search's trial runs that keep a model, as MLflow runs (their group in the MODEL_GROUP_TAG)."""
+        return self.client.search_runs([self.experiment_id], f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{MODEL_TAG}` = '{MODEL_ARTIFACT}'")
+
+    def drop_model(self, run_id: str) -> None:
+        """Untag first, then delete: a kill in between leaves files no reader looks for, not a tag without them."""
+        self.client.delete_tag(run_id, MODEL_TAG)
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        run = self.client.get_run(run_id)
+        get_artifact_repository(run.info.artifact_uri).delete_artifacts(MODEL_ARTIFACT)
+
     def served_search(self, key: str) -> tuple[str, str] | None:
         """(parent run id, chief address) of the running search a chief serves under `key`, if any."""
         found = self.client.search_runs(
@@ -273,6 +305,62 @@ def metric_histories(tracking_uri: str, run_ids: list[str], keys: tuple[str, ...
         for metric in client.get_metric_history(run_id, key)
     ]
     return pd.DataFrame(rows, columns=["run_id", "key", "step", "value"])
+
+
+def save_keras_model(model, folder: Path, example) -> None:
+    """`model` in MLflow's Keras format (MLmodel, signature, an input example) in `folder`, replaced whole:
+    a kill mid-save leaves the previous folder or none."""
+    import shutil
+
+    import keras
+    import mlflow.keras
+    from mlflow.models import infer_signature
+
+    folder = Path(folder)
+    temporary = folder.with_name(f".{folder.name}.{os.getpid()}.saving")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    signature = infer_signature(example, model.predict(example, verbose=0))
+    # requirements given, not inferred: MLflow would load the model in a subprocess to find them
+    requirements = [f"keras=={keras.__version__}", f"tensorflow=={_version('tensorflow')}"]
+    mlflow.keras.save_model(model, str(temporary), signature=signature, input_example=example, pip_requirements=requirements)
+    shutil.rmtree(folder, ignore_errors=True)
+    temporary.rename(folder)
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+@contextlib.contextmanager
+def download_model(tracking_uri: str, run_id: str) -> Iterator[Path]:
+    """The model folder a trial run keeps (MLmodel, data/model.keras), downloaded into a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="archsearch-model-") as temporary:
+        with reported_as(TrackingError, f"download the model of run {run_id}"):
+            folder = Path(MlflowClient(tracking_uri).download_artifacts(run_id, MODEL_ARTIFACT, temporary))
+        yield folder
+
+
+def load_keras_model(tracking_uri: str, run_id: str):
+    """The model a trial run keeps, as a compiled Keras model."""
+    import mlflow.keras
+
+    with download_model(tracking_uri, run_id) as folder:
+        return mlflow.keras.load_model(str(folder))
+
+
+def register_model(tracking_uri: str, run_id: str, name: str) -> str:
+    """Put a kept model in MLflow's model registry under `name`; returns the new version."""
+    client = MlflowClient(tracking_uri)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name)
+    run = client.get_run(run_id)
+    version = client.create_model_version(name, f"{run.info.artifact_uri}/{MODEL_ARTIFACT}", run_id=run_id)
+    return version.version
 
 
 def log_folder(tracking_uri: str, run_id: str, folder: Path, artifact_path: str) -> None:

@@ -18,6 +18,12 @@ SEARCH_KEY_TAG = "archsearch.search_key"  # what workers match their own space a
 SOURCE_SEARCH_TAG = "archsearch.source_search"  # on transferred runs: the search their cells came from
 SOURCE_TRIAL_TAG = "archsearch.source_run"  # on transferred runs: the trial that found their cell
 SOURCE_EXPERIMENT_TAG = "archsearch.source_experiment"
+MODEL_TAG = "archsearch.model"  # on a trial whose trained model is kept: the artifact folder (`model`)
+MODEL_GROUP_TAG = "archsearch.model_group"  # the group it is the best trial of (`save_models: best`), e.g. "residual=True"
+MODEL_REPLICATE_TAG = "archsearch.model_replicate"  # which replicate's weights the model holds
+MODEL_ARTIFACT = "model"
+BEST_RUN_TAG = "archsearch.best_run"  # on a finished search's parent run: its best trial's run id
+BEST_NAME_TAG = "archsearch.best_name"  # ... and that trial's name
 FAILURE_TAG = "failure_reason"  # why a run ended FAILED or KILLED
 # Without this tag MLflow 3's UI opens an experiment on its GenAI (traces) page, not the runs table.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
