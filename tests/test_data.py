@@ -58,6 +58,54 @@ def test_image_folder_loads_class_named_folders(tmp_path):
     assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (6, 2, 2)
 
 
+def _image_folder(root, modes: dict[str, str], fmt: str = "png"):
+    """Two classes of 8x8 images, each file in the PIL mode `modes` gives it (by file stem, else "L");
+    the pixel values say which image they are."""
+    from PIL import Image
+
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            stem = f"{label}{i}"
+            gray = (np.arange(64, dtype="uint8").reshape(8, 8) * 3 + 10 * i + (100 if label == "b" else 0)).astype("uint8")
+            image = Image.fromarray(gray, "L").convert(modes.get(stem, "L"))
+            image.save(root / label / f"{stem}.{fmt}")
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["png", "bmp", "jpeg"])
+def test_a_grayscale_image_folder_loads_with_one_channel(tmp_path, fmt):
+    from search.data import describe_arrays, load_arrays
+
+    root = _image_folder(tmp_path / "images", {"a1": "LA", "b2": "1"} if fmt == "png" else {}, fmt)
+    spec = Dataset(name="folder", path=root, input_size=8, test_split=0.0, validation_split=0.5, seed=1)
+    assert describe_arrays(spec).channels == 1 and describe_input(spec) == ((8, 8, 1), 2)
+    x, y = load_arrays(spec)
+    assert x.shape == (6, 8, 8, 1) and y.tolist() == [0, 0, 0, 1, 1, 1]
+    if fmt != "jpeg":  # lossless: the grey levels themselves, scaled to [0, 1]
+        from PIL import Image
+
+        expected = np.asarray(Image.open(root / "a" / f"a0.{fmt}"), dtype="float32") / 255
+        np.testing.assert_allclose(x[0, ..., 0], expected, atol=1e-6)
+    assert load_data(spec).input_shape == (8, 8, 1)
+
+
+def test_an_rgb_image_folder_and_a_mixed_one_load_with_three_channels(tmp_path):
+    from search.data import load_arrays
+
+    rgb = _image_folder(tmp_path / "rgb", {f"{label}{i}": "RGB" for label in "ab" for i in range(3)})
+    rgb_spec = Dataset(name="folder", path=rgb, input_size=8, test_split=0.0, seed=1)
+    assert describe_input(rgb_spec) == ((8, 8, 3), 2) and load_arrays(rgb_spec)[0].shape == (6, 8, 8, 3)
+    mixed = _image_folder(tmp_path / "mixed", {"b1": "RGBA"})  # one colour image among grayscale ones
+    spec = Dataset(name="folder", path=mixed, input_size=8, test_split=0.0, seed=1)
+    assert describe_input(spec) == ((8, 8, 3), 2)
+    x, _ = load_arrays(spec)
+    assert x.shape == (6, 8, 8, 3)
+    assert np.array_equal(x[0, ..., 0], x[0, ..., 1]) and np.array_equal(x[0, ..., 0], x[0, ..., 2])  # grey, repeated
+    palette = _image_folder(tmp_path / "palette", {}, "gif")  # a GIF is a palette image: colour, whatever its palette
+    assert describe_input(Dataset(name="folder", path=palette, input_size=8, seed=1)) == ((8, 8, 3), 2)
+
+
 def test_training_pipeline_shuffles_from_the_seed_and_augments():
     data = load_data(Dataset(name="digits", input_size=8, subset=64, seed=1))
     first = [y.numpy().tolist() for _, y in pipeline(data.x_train, data.y_train, 16, seed=5, shuffle=True)]

@@ -56,13 +56,13 @@ BAD = {
         ["line 10", "model.widht", "unknown key", "width"],
     ),
     "unknown_top_level_key": (TINY_SPACE + "extra: 1\n", ["extra", "unknown key", "dataset"]),
-    "wrong_type": (TINY_SPACE.replace("epochs: 2", "epochs: many"), ["training.epochs", "integer", "'many'"]),
+    "wrong_type": (TINY_SPACE.replace("epochs: 2", "epochs: many"), ["training.epochs", "expected a whole number, got 'many'"]),
     "empty_choices": (TINY_SPACE.replace("residual: [false, true]", "residual: []"), ["model.residual", "at least 1"]),
     "duplicate_choices": (TINY_SPACE.replace("[false, true]", "[true, true]"), ["model.residual", "distinct"]),
-    "negative_number": (TINY_SPACE.replace("batch_size: 32", "batch_size: -32"), ["training.batch_size", "greater than or equal to 1"]),
-    "absurd_number": (TINY_SPACE.replace("epochs: 2", "epochs: 1000000"), ["training.epochs", "less than or equal to 10000"]),
+    "negative_number": (TINY_SPACE.replace("batch_size: 32", "batch_size: -32"), ["training.batch_size", "must be at least 1, got -32"]),
+    "absurd_number": (TINY_SPACE.replace("epochs: 2", "epochs: 1000000"), ["training.epochs", "must be at most 10,000, got 1000000"]),
     "unknown_dataset": (TINY_SPACE.replace("name: digits", "name: imagenet"), ["dataset.name", "'digits'", "'cifar10'"]),
-    "unknown_family": (TINY_SPACE.replace("family: resnet", "family: alexnet"), ["model.family", "'vgg', 'resnet' or 'cells'", "alexnet"]),
+    "unknown_family": (TINY_SPACE.replace("family: resnet", "family: alexnet"), ["model.family", "expected 'vgg', 'resnet' or 'cells', got 'alexnet'"]),
     "bad_depth": (TINY_SPACE.replace("depth: 8", "depth: 21"), ["model.depth", "6n+2"]),
     "bad_vgg_config": (
         "name: v\nmodel: {family: vgg, config: [A, F]}\n",
@@ -72,8 +72,8 @@ BAD = {
         "name: v\ndataset: {input_size: 16}\nmodel: {family: vgg, config: [A, D]}\n",
         ["dataset.input_size", "32x32", "config A"],
     ),
-    "missing_name": ("model: {family: vgg}\n", ["name", "Field required"]),
-    "seed_zero": (TINY_SPACE.replace("seed: 7", "seed: 0"), ["search.seed", "greater than or equal to 1"]),
+    "missing_name": ("model: {family: vgg}\n", ["name: required: a name of letters, digits"]),
+    "seed_zero": (TINY_SPACE.replace("seed: 7", "seed: 0"), ["search.seed", "must be at least 1, got 0"]),
     "yaml_syntax": ("name: t\nmodel: {family: vgg\n", ["invalid YAML", "line 3"]),
     "aliases": ("name: &n t\nmodel: {family: vgg}\ntracking: {experiment: *n}\n", ["aliases", "not allowed"]),
     "python_tag": ("name: t\nmodel: !!python/object/apply:os.system [echo hi]\n", ["python/object", "not allowed"]),
@@ -195,7 +195,7 @@ def test_no_float_field_takes_nan_or_infinity(tmp_path, field, value):
     text = FLOATS[field].replace("VALUE", value)
     model = "" if text.startswith("model") else "model: {family: resnet, depth: 8}\n"
     message = error_for(tmp_path, f"name: t\n{model}{text}\n")
-    assert f"{field}: Input should be a finite number" in message
+    assert f"{field}: expected a finite number (not .nan or .inf), got " in message
 
 
 INTEGERS = {  # every integer field: a number of 80 digits is refused at its key, never used
@@ -290,10 +290,10 @@ def test_a_study_file_is_read_as_safely_as_a_space_file(tmp_path):
     with pytest.raises(SpaceError, match=r"spaces\[0\]: must be printable text"):
         load_study(tmp_path)
     (tmp_path / "study.yaml").write_text("name: s\nspaces: [a.yaml]\nseeds: [1, 99999999999]\n")
-    with pytest.raises(SpaceError, match=r"seeds\[1\]: Input should be less than or equal to 10000000"):
+    with pytest.raises(SpaceError, match=r"seeds\[1\]: must be at most 10,000,000, got 99999999999"):
         load_study(tmp_path)
     (tmp_path / "study.yaml").write_text("name: s\nspaces: [a.yaml]\nsaeds: [1]\n")
-    with pytest.raises(SpaceError, match="line 3: saeds: unknown key; allowed here: name, spaces"):
+    with pytest.raises(SpaceError, match=r"line 3: saeds: unknown key \(did you mean 'seeds'\?\); allowed here: name, spaces"):
         load_study(tmp_path)
 
 
@@ -327,3 +327,137 @@ def test_a_subset_counts_only_what_the_test_part_leaves(tmp_path, dataset, fragm
     with pytest.raises(SpaceError) as caught:
         load_space(path)
     assert fragment in str(caught.value)
+
+
+# pydantic's own wording, which no message may show (tests/test_bad_spaces.py checks the corpus for the same)
+PYDANTIC_PHRASES = (
+    "valid dictionary", "instance of", "Input should", "pydantic", "errors.pydantic.dev", "For further information",
+    "Field required", "Extra inputs", "Value error", "after validation", "String should", "List should", "Value should",
+    "Unable to extract tag", "does not match any of the expected tags",
+)
+RESNET = "model: {family: resnet, depth: 8}\n"
+# Every pydantic error type a space file can reach: (the file after `name: t`, the message's fragment).
+PYDANTIC_TYPES = {
+    "dict_type": None,  # no field is a plain dict: the strict models raise model_type instead
+    "model_type": (RESNET + "dataset: [{name: digits}]\n",
+                   "dataset: expected a mapping of dataset settings (name, path, input_size, ...), got a list [{'name': 'digits'}]"),
+    "model_attributes_type": ("model: [resnet]\n", "model: expected a mapping of model settings (family: 'vgg', 'resnet' or 'cells', "
+                              "then that family's keys), got a list ['resnet']"),
+    "int_type": (RESNET + "training: {epochs: ten}\n", "training.epochs: expected a whole number, got 'ten'"),
+    "int_from_float": None,  # strict: a float given for an integer is int_type (the message says `write 5`)
+    "int_parsing": None,  # strict: text is never parsed as a number
+    "float_type": (RESNET + "training: {momentum: high}\n", "training.momentum: expected a number, got 'high'"),
+    "float_parsing": None,
+    "finite_number": (RESNET + "training: {momentum: .nan}\n", "training.momentum: expected a finite number (not .nan or .inf), got nan"),
+    "bool_type": ("model: {family: resnet, depth: 8, se: on}\n", "model.se: expected true or false, got 'on'; YAML 1.2 reads yes, no"),
+    "bool_parsing": None,
+    "string_type": (RESNET + "tracking: {experiment: 2024}\n", "tracking.experiment: expected text, got 2024; quote it (\"2024\")"),
+    "list_type": (RESNET + "training: {schedule: step, milestones: 3}\n", "training.milestones: expected a list, got 3; write [3]"),
+    "path_type": (RESNET + "dataset: {name: npz, path: 5}\n", "dataset.path: expected a path (text), got 5"),
+    "literal_error": (RESNET + "training: {schedule: cosin}\n",
+                      "training.schedule: expected 'constant', 'step', 'cosine' or 'plateau', got 'cosin' (did you mean 'cosine'?)"),
+    "too_short": ("model: {family: cells, ops: []}\nsearch: {strategy: random, max_trials: 2}\n", "model.ops: an empty list; give at least 1 item"),
+    "too_long": (RESNET + "training: {schedule: step, epochs: 200, milestones: [%s]}\n" % ", ".join(map(str, range(1, 102))),
+                 "training.milestones: 101 items; at most 100"),
+    "greater_than": (RESNET + "dataset: {corruption: {scale: 0}}\n", "dataset.corruption.scale: must be more than 0, got 0"),
+    "greater_than_equal": (RESNET + "training: {epochs: 0}\n", "training.epochs: must be at least 1, got 0"),
+    "less_than": (RESNET + "training: {momentum: 1.5}\n", "training.momentum: must be less than 1, got 1.5"),
+    "less_than_equal": (RESNET + "dataset: {test_split: 0.95}\n", "dataset.test_split: must be at most 0.9, got 0.95"),
+    "string_too_short": (RESNET + "tracking: {experiment: ''}\n", "tracking.experiment: empty text; give at least 1 character"),
+    "string_too_long": (RESNET + f"description: {'d' * 5001}\n", "description: 5,001 characters long; at most 5,000 characters"),
+    "string_pattern_mismatch": (None, "name: must be 1 to 100 letters, digits, '_', '.' or '-', starting with a letter or digit "
+                                "(it names folders), got 'my search'"),
+    "extra_forbidden": (RESNET + "training: {epoch: 3}\n", "training.epoch: unknown key (did you mean 'epochs'?); allowed here: optimizer"),
+    "missing": ("dataset: {name: digits}\n", "model: required: at least `model: {family: vgg}` (or resnet, or cells)"),
+    "union_tag_invalid": ("model: {family: vggg}\n", "model.family: expected 'vgg', 'resnet' or 'cells', got 'vggg' (did you mean 'vgg'?)"),
+    "union_tag_not_found": ("model: {depth: 8}\n", "model.family: required: the model's family, 'vgg', 'resnet' or 'cells'"),
+    "value_error": ("model: {family: resnet, depth: 21}\n", "model.depth: ResNet depth 21 is neither 18/34 nor 6n+2"),
+    "assertion_error": None,  # no validator asserts
+}
+
+
+def test_every_error_type_the_reader_words_is_tried_here():
+    from search.spec.reader import PYDANTIC_TYPES as WORDED
+
+    assert set(PYDANTIC_TYPES) == set(WORDED)
+
+
+@pytest.mark.parametrize("kind", sorted(k for k, case in PYDANTIC_TYPES.items() if case is not None))
+def test_each_pydantic_error_type_reads_plainly(tmp_path, kind):
+    """The file does raise that type, and the message names file, line and key, says what it got, and
+    shows none of pydantic's wording."""
+    from pydantic import ValidationError
+
+    from search.spec.reader import read_yaml
+
+    body, fragment = PYDANTIC_TYPES[kind]
+    text = "name: my search\n" + RESNET if body is None else "name: t\n" + body
+    path = write(tmp_path / "bad.yaml", text)
+    with pytest.raises(ValidationError) as raised:
+        Space.model_validate(read_yaml(path)[1])
+    assert kind in [err["type"] for err in raised.value.errors()]
+    message = error_for(tmp_path, text).removeprefix(f"{path}: ")
+    assert fragment in message and "\n" not in message, message
+    assert message.startswith("line ") or kind == "missing", "a key the file has is named with its line: " + message
+    assert not [phrase for phrase in PYDANTIC_PHRASES if phrase in message], message
+
+
+@pytest.mark.parametrize(
+    "value, kind",
+    [(5.5, "int_from_float"), ("x", "int_parsing"), ("x", "float_parsing"), ("maybe", "bool_parsing"), (3, "dict_type")],
+)
+def test_error_types_only_a_lax_field_raises_read_plainly_too(tmp_path, value, kind):
+    """Types the strict schema never raises, worded in case a field is made lax: from a lax validator."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from search.spec.reader import _from_pydantic, read_yaml
+
+    target = {"int_from_float": int, "int_parsing": int, "float_parsing": float, "bool_parsing": bool, "dict_type": dict}[kind]
+    with pytest.raises(ValidationError) as raised:
+        TypeAdapter(target).validate_python(value)
+    err = raised.value.errors()[0] | {"loc": ("training", "epochs")}
+    assert err["type"] == kind
+    node, _ = read_yaml(write(tmp_path / "s.yaml", TINY_SPACE))
+    message = str(_from_pydantic(err, node))
+    assert message.startswith("line 15: training.epochs: expected ") and ", got " in message, message
+    assert not [phrase for phrase in PYDANTIC_PHRASES if phrase in message], message
+
+
+DID_YOU_MEAN = {  # a misspelt key or value: the closest allowed one, and what is allowed
+    "trainig: {epochs: 3}": "trainig: unknown key (did you mean 'training'?); allowed here: name, description, dataset, model, training, search, tracking",
+    "training: {epoch: 3}": "training.epoch: unknown key (did you mean 'epochs'?); allowed here: optimizer, learning_rate, momentum",
+    "model: {family: resnet, depht: 20}": "model.depht: unknown key (did you mean 'depth'?); allowed here: bn, conv, kernel",
+    "dataset: {augmentation: {flp: true}}": "dataset.augmentation.flp: unknown key (did you mean 'flip'?); allowed here: flip, crop_padding, noise",
+    "search: {strategy: grdi}": "search.strategy: expected 'grid', 'random', 'bayesian', 'hyperband' or 'evolution', got 'grdi' (did you mean 'grid'?)",
+    "model: {family: resnet, bn: psot}": "model.bn: expected 'none', 'post' or 'pre', got 'psot' (did you mean 'post'?)",
+    "model: {family: reset}": "model.family: expected 'vgg', 'resnet' or 'cells', got 'reset' (did you mean 'resnet'?)",
+    "model: {family: vgg, config: d}": "model.config: expected 'A', 'A-LRN', 'B', 'C', 'D' or 'E', got 'd' (did you mean 'D'?)",
+    "training: {optimizer: [sgd, adma]}": "training.optimizer[1]: expected 'sgd', 'adam', 'adamw' or 'rmsprop', got 'adma' (did you mean 'adam'?)",
+    # no close key, but the key exists elsewhere: where it belongs
+    "training: {seed: 3}": "training.seed: unknown key ('seed' belongs in dataset or in search); allowed here: optimizer",
+    "model: {family: cells, width: 2}": "model.width: unknown key ('width' belongs in model with family vgg or resnet); allowed here: family",
+    "epochs: 3": "epochs: unknown key ('epochs' belongs in training); allowed here: name, description",
+}
+
+
+@pytest.mark.parametrize("line", sorted(DID_YOU_MEAN))
+def test_a_misspelt_key_or_value_suggests_the_closest_allowed_one(tmp_path, line):
+    model = "" if line.startswith("model") else RESNET
+    message = error_for(tmp_path, f"name: t\n{model}{line}\nsearch: {{strategy: random, max_trials: 2}}\n"
+                        if "cells" in line else f"name: t\n{model}{line}\n")
+    assert DID_YOU_MEAN[line] in message, message
+
+
+def test_no_suggestion_when_nothing_is_close(tmp_path):
+    message = error_for(tmp_path, "name: t\n" + RESNET + "training: {lr: 0.1}\nsearch: {strategy: genetic}\n")
+    assert "training.lr: unknown key; allowed here: optimizer, learning_rate" in message
+    assert "search.strategy: expected 'grid', 'random', 'bayesian', 'hyperband' or 'evolution', got 'genetic'\n" in message + "\n"
+
+
+def test_a_list_of_seeds_points_to_repeats_and_studies(tmp_path):
+    message = error_for(tmp_path, TINY_SPACE.replace("seed: 7", "seed: [1, 2, 3]"))
+    assert "line 18: search.seed: expected a whole number, got a list [1, 2, 3]" in message
+    assert "search.repeats" in message and "independent replicates of each trial" in message
+    assert "experiments/<study>/study.yaml lists its seeds" in message and "\n" not in message
+    other = error_for(tmp_path, TINY_SPACE.replace("epochs: 2", "epochs: [2, 4]"))
+    assert "training.epochs: expected a whole number, got a list [2, 4]; epochs takes one value (only axes take a list of choices)" in other

@@ -50,7 +50,6 @@ KNOWN_SHAPES = {
 }
 # What Keras' image_dataset_from_directory reads, in its order (the folder loader keeps its results)
 IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
-FOLDER_CHANNELS = 3  # folders are decoded as RGB
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ def describe_arrays(spec: Dataset) -> ArrayInfo:
         return ArrayInfo(n, h, w, c, str(path))
     if spec.name == "folder":
         files, _, _ = _index_folder(Path(spec.path))
-        return ArrayInfo(len(files), spec.input_size, spec.input_size, FOLDER_CHANNELS, str(spec.path))
+        return ArrayInfo(len(files), spec.input_size, spec.input_size, _folder_channels(files), str(spec.path))
     raise DataError(f"dataset.name: unknown data set {spec.name!r}")
 
 
@@ -136,7 +135,7 @@ def load_arrays(spec: Dataset, before_decoding: Callable[[ArrayInfo], None] | No
     elif spec.name == "npz":
         x, y = _load_npz(Path(spec.path))
     else:
-        x, y = _load_folder(Path(spec.path), spec.input_size)
+        x, y = _load_folder(Path(spec.path), spec.input_size, info.channels)
     check_arrays(x, y, info.source)
     return x, y
 
@@ -559,22 +558,46 @@ def _unreadable(error: OSError) -> None:
     raise DataError(f"dataset.path: cannot read {error.filename}: {error.strerror}")
 
 
-def _load_folder(path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decode each file as RGB and resize it to `size` as Keras' image_dataset_from_directory does (same
-    ops, same results), one file at a time so that a file that is not an image is named."""
+def _folder_channels(files: list[Path]) -> int:
+    """The channels an image folder is read with: 1 when every image is grayscale (PIL's modes L, LA, 1, I,
+    I;16, F), else 3: a folder of colour images, or one mixing grayscale and colour ones (its grayscale
+    images then repeated over three channels). Palette images (GIF, palette PNG) count as colour.
+
+    Decided from the images' headers alone (PIL reads no pixels when it opens a file; some 30 us an image),
+    and the first colour image ends the look. A file whose header PIL cannot identify is left to the
+    decoder, which names it when the folder is loaded."""
+    from PIL import Image, UnidentifiedImageError
+
+    for file in files:
+        with reported_as(DataError, f"read {file}"), open(file, "rb") as stream:
+            try:
+                with Image.open(stream) as image:
+                    mode = image.mode
+            except (UnidentifiedImageError, Image.DecompressionBombError):  # not an image, or too large to tell
+                continue
+        if Image.getmodebase(mode) != "L":
+            return 3
+    return 1
+
+
+def _load_folder(path: Path, size: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode each file and resize it to `size` as Keras' image_dataset_from_directory does (same ops, same
+    results), one file at a time so that a file that is not an image is named. Every file is decoded as
+    RGB (the only decoding all formats take: BMP and GIF have no one-channel one); with `channels` 1, every
+    image is grayscale, its three channels equal, and the first is kept."""
     import tensorflow as tf
 
     files, labels, _ = _index_folder(path)
-    images = np.empty((len(files), size, size, FOLDER_CHANNELS), dtype="float32")
+    images = np.empty((len(files), size, size, channels), dtype="float32")
     for i, file in enumerate(files):
         with reported_as(DataError, f"read {file}"):
             raw = file.read_bytes()
         try:
-            image = tf.image.decode_image(raw, channels=FOLDER_CHANNELS, expand_animations=False)
+            image = tf.image.decode_image(raw, channels=3, expand_animations=False)
         except tf.errors.InvalidArgumentError as error:  # the decoder's refusal of a corrupt or non-image file
             reason = error.message.split("}}")[-1].split("[Op:")[0].strip()
             raise DataError(f"dataset.path: {file} is not a readable image ({reason}); remove or replace it") from None
-        images[i] = tf.image.resize(image, (size, size), method="bilinear").numpy()
+        images[i] = tf.image.resize(image[..., :channels], (size, size), method="bilinear").numpy()
     images /= 255.0
     return images, np.array(labels, dtype="int32")
 

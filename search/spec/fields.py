@@ -84,7 +84,7 @@ def IntChoice(*values: int) -> Any:  # noqa: N802 - reads like a type in field d
 
     def integers_only(value: Any) -> Any:
         if isinstance(value, (bool, float)):
-            raise ValueError(f"Input should be {allowed}")
+            raise ValueError(f"expected {allowed}")
         return value
 
     return Annotated[Literal[values], BeforeValidator(integers_only)]
