@@ -275,7 +275,8 @@ def test_a_space_file_is_read_only_if_it_is_a_regular_file(tmp_path):
 )
 def test_every_study_space_passes_the_schema(path):
     """Strict types and YAML 1.2 change nothing the studies wrote (their data may be absent here)."""
-    from search.spec.reader import read_yaml, validated
+    from search.spec.wording import validated
+    from search.spec.yaml_reader import read_yaml
 
     assert validated(Space, path, *read_yaml(path)).name
 
@@ -377,7 +378,7 @@ PYDANTIC_TYPES = {
 
 
 def test_every_error_type_the_reader_words_is_tried_here():
-    from search.spec.reader import PYDANTIC_TYPES as WORDED
+    from search.spec.wording import PYDANTIC_TYPES as WORDED
 
     assert set(PYDANTIC_TYPES) == set(WORDED)
 
@@ -388,7 +389,7 @@ def test_each_pydantic_error_type_reads_plainly(tmp_path, kind):
     shows none of pydantic's wording."""
     from pydantic import ValidationError
 
-    from search.spec.reader import read_yaml
+    from search.spec.yaml_reader import read_yaml
 
     body, fragment = PYDANTIC_TYPES[kind]
     text = "name: my search\n" + RESNET if body is None else "name: t\n" + body
@@ -410,7 +411,8 @@ def test_error_types_only_a_lax_field_raises_read_plainly_too(tmp_path, value, k
     """Types the strict schema never raises, worded in case a field is made lax: from a lax validator."""
     from pydantic import TypeAdapter, ValidationError
 
-    from search.spec.reader import _from_pydantic, read_yaml
+    from search.spec.wording import _from_pydantic
+    from search.spec.yaml_reader import read_yaml
 
     target = {"int_from_float": int, "int_parsing": int, "float_parsing": float, "bool_parsing": bool, "dict_type": dict}[kind]
     with pytest.raises(ValidationError) as raised:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from search.data.sources import ArrayInfo
 from search.errors import ResourceError
-from search.spec.reader import OFFICIAL_TEST_SETS
+from search.spec.consistency import OFFICIAL_TEST_SETS
 from search.spec.schema import Dataset
 
 OFFICIAL_TEST_IMAGES = 10_000  # the test part of each of OFFICIAL_TEST_SETS

@@ -24,7 +24,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 
 from search.errors import DataError, reported_as
-from search.spec.reader import IDX_TRAIN_FILES, OFFICIAL_TEST_SETS
+from search.spec.consistency import IDX_TRAIN_FILES, OFFICIAL_TEST_SETS
 from search.spec.schema import Dataset
 
 KERAS_DATASETS = ("cifar10", "cifar100")  # still loaded (downloaded once) by keras.datasets

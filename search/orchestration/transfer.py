@@ -15,7 +15,7 @@ import pandas as pd
 from search.data import LEAK_REMEDY, leak, planned_split
 from search.errors import TransferError
 from search.spec.metrics import best_metric, minimised
-from search.spec.reader import transfer_target_problems
+from search.spec.consistency import transfer_target_problems
 from search.spec.schema import Dataset, Space
 from search.spec.study import unseeded
 from search.tracking.client import experiment_runs

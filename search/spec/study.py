@@ -16,8 +16,11 @@ from pydantic import AfterValidator, Field
 
 from search.errors import SpaceError
 from search.spec.fields import NAME_PATTERN, Strict, printable
-from search.spec.reader import Problem, load_space, read_yaml, validated
+from search.spec.problems import Problem
+from search.spec.reader import load_space
 from search.spec.schema import MAX_SEED, Space
+from search.spec.wording import validated
+from search.spec.yaml_reader import read_yaml
 
 STUDY_FILE = "study.yaml"
 MAX_FILES = 100  # space files in one list of a study
