@@ -1,8 +1,10 @@
 """`compare`, `report` and `ui` against a real MLflow store filled by real tiny searches."""
 
+import base64
 import itertools
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -20,7 +22,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from search.cli import app
-from search.orchestration.report import load_comparison
+from search.orchestration.report import load_comparison, write_report
 from search.reporting import figures
 from search.tracking.client import experiment_runs, metric_histories
 from search.tracking.reader import read_trials
@@ -172,7 +174,10 @@ def test_report_writes_tables_figures_and_indexes_and_logs_them(store, tmp_path)
     for name in ("comparison.md", "comparison.tex", "comparison.csv", "comparison.html", "comparison.json", "index.md", "index.html"):
         assert (out / name).stat().st_size > 0, name
     assert "![learning_curves](learning_curves.png)" in (out / "index.md").read_text()
-    assert "<img src='metric_vs_cost.svg'" in (out / "index.html").read_text()
+    shown = re.findall(r'<img src="data:image/png;base64,([^"]+)"', (out / "index.html").read_text())
+    beside = [(out / f"{name}.png").read_bytes() for name in ("learning_curves", "metric_by_axis", "metric_vs_cost")]
+    assert [base64.b64decode(data) for data in shown] == beside, "the page embeds the figures written beside it"
+    assert not re.search(r"""<img src=["'](?!data:)""", (out / "index.html").read_text())
     client = MlflowClient(uri)
     parents = [r for r in client.search_runs([client.get_experiment_by_name("tiny").experiment_id]) if PARENT_TAG not in r.data.tags]
     latest = max(parents, key=lambda r: r.info.start_time)
@@ -442,3 +447,14 @@ def test_report_baseline_reaches_every_comparison_file(tmp_path):
     index = (out / "index.md").read_text()
     assert "baseline depth=20,residual=True" in index and "| verdict | needed |" in index and "**" not in index
     assert "residual=False | residual=True |" in (out / "comparison.md").read_text(), "--cols still pivots"
+
+
+def test_report_top_keeps_the_best_groups_and_the_baseline_with_the_statistics_of_all(tmp_path):
+    uri = seeded_store(tmp_path)
+    out = tmp_path / "report"
+    write_report(uri, ["seeded"], out, top=1, baseline="depth=20,residual=True", log_to_mlflow=False)
+    groups = json.loads((out / "comparison.json").read_text())["groups"]
+    full, _ = load_comparison(uri, ["seeded"], baseline="depth=20,residual=True")
+    best = full.table.iloc[0]
+    assert [(g["depth"], g["residual"]) for g in groups] == [(best["depth"], best["residual"]), (20, "True")]
+    assert groups[0]["p_holm"] == pytest.approx(best["p_holm"], rel=1e-4), "Holm over all four groups, not the two shown"

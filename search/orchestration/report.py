@@ -10,7 +10,7 @@ import pandas as pd
 
 from search.reporting.destinations import check_report_folder, make_report_folder, writing
 from search.reporting.filters import filter_trials
-from search.reporting.pages import write_indexes, write_tables
+from search.reporting.pages import write_figures, write_indexes, write_tables
 from search.reporting.tables import Comparison, compare, latest_searches, trials_frame
 from search.tracking.locations import resolve_tracking_uri
 from search.tracking.reader import read_trials
@@ -52,38 +52,49 @@ def write_report(
     cols: list[str] | None = None,
     metric: str | None = None,
     where: str | None = None,
+    top: int | None = None,
     baseline: str | None = None,
     choose: list[str] | None = None,
     log_to_mlflow: bool = True,
     overwrite: bool = True,
 ) -> list[Path]:
     """Write the report folder; returns the files written. `overwrite=False` refuses a folder that already
-    holds a report (the CLI's default, against a typo); a study rewrites its own results folder."""
+    holds a report (the CLI's default, against a typo); a study rewrites its own results folder. `top`
+    keeps the K best groups and the baseline, as for `compare`."""
     from search.reporting import figures  # matplotlib: only for a report, not for `compare`
     from search.tracking.client import log_folder, metric_histories  # mlflow: only for a report
 
     check_report_folder(out, force=overwrite)  # before the store is read: a refused folder costs nothing
     uri = resolve_tracking_uri(tracking_uri)
-    comparison, trials = load_comparison(uri, experiments, rows=rows, cols=cols, metric=metric, where=where, baseline=baseline, choose=choose)
+    comparison, trials = load_comparison(uri, experiments, rows=rows, cols=cols, metric=metric, where=where, top=top,
+                                         baseline=baseline, choose=choose)
     finished = trials[trials["status"] == "FINISHED"]
+    if top:
+        finished = in_table(finished, comparison)  # the curves show the groups the table shows
     curves = metric_histories(uri, finished["run_id"].tolist(), ("accuracy", "val_accuracy"))
     drawn = {
         "learning_curves": figures.learning_curves(curves, finished, comparison.keys[:2]),
         "metric_by_axis": figures.metric_by_axis(comparison),
         "metric_vs_cost": figures.metric_vs_cost(comparison),
     }
+    images = {name: {fmt: figures.figure_bytes(figure, fmt) for fmt in ("png", "svg")} for name, figure in drawn.items()}
     make_report_folder(out)
     with writing(out):
-        written = write_tables(out, comparison, cols)
-        for name, figure in drawn.items():
-            for suffix in ("png", "svg"):
-                figure.savefig(out / f"{name}.{suffix}", dpi=150)
-                written.append(out / f"{name}.{suffix}")
-        written += write_indexes(out, comparison, experiments, list(drawn), cols)
+        written = write_tables(out, comparison, cols) + write_figures(out, images)
+        written += write_indexes(out, comparison, experiments, {name: formats["png"] for name, formats in images.items()}, cols)
     if log_to_mlflow:
         for parent in latest_parents(trials):
             log_folder(uri, parent, out, "report")
     return written
+
+
+def in_table(trials: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
+    """The trials of the groups the comparison kept (missing key values match as in the grouping)."""
+    if not comparison.keys:
+        return trials
+    kept = comparison.table[comparison.keys].drop_duplicates().assign(_kept=True)
+    matched = trials[comparison.keys].merge(kept, on=comparison.keys, how="left")["_kept"].notna().to_numpy()
+    return trials[matched]
 
 
 def latest_parents(trials: pd.DataFrame) -> list[str]:

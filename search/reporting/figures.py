@@ -1,17 +1,21 @@
 """Comparison figures for reports (matplotlib, no display needed): learning curves, metric by axis with
 error bars over repeats, and metric against cost with the Pareto front; groups with a replicate that had
 not converged are ringed. Each returns its Figure, so
-callers save it in the formats they want and tests can count its series. Figures are made without pyplot,
+callers save it in the formats they want (`figure_bytes`) and tests can count its series. Figures are made without pyplot,
 so no backend is chosen and no window can open; nothing global is set."""
 
 from __future__ import annotations
 
+import io
 import itertools
 
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import Formatter, MaxNLocator
 
 from search.reporting.tables import Comparison
 from search.spec.genotypes import Genotype
@@ -21,7 +25,12 @@ STYLES = ("-", "--", ":", "-.")
 
 def _label(keys: list[str], values) -> str:
     values = values if isinstance(values, tuple) else (values,)
-    return ", ".join(f"{k}={v}" for k, v in zip(keys, values) if not pd.isna(v) and v != "-") or "all trials"
+    return plain(", ".join(f"{k}={v}" for k, v in zip(keys, values) if not pd.isna(v) and v != "-") or "all trials")
+
+
+def plain(text) -> str:
+    """User text (axis values, names) drawn as it is: a `$` would start mathtext, and `$\\frac$` would fail the draw."""
+    return str(text).replace("$", r"\$")
 
 
 def _missing_as_dash(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -75,32 +84,79 @@ def learning_curves(curves: pd.DataFrame, trials: pd.DataFrame, keys: list[str])
 
 
 def metric_by_axis(comparison: Comparison) -> Figure:
-    """The metric against the first grouping key (numeric keys on a numeric axis), one series per
-    combination of the other keys, error bars = std over repeats."""
+    """The metric against the first grouping key, one series per combination of the other keys. Error bars
+    (±1 std) only where a group has n > 1; a group of one replicate is a hollow point and the legend says
+    n = 1, so no bar of zero claims a spread. A line joins points only on a numeric axis (depth): between
+    categories (A, A-LRN, B; True/False) it would suggest an order and values that do not exist."""
     keys = comparison.keys
     x_key, series_keys = (keys[0], keys[1:]) if keys else (None, [])
-    table = _missing_as_dash(comparison.table, series_keys)
-    figure = Figure(figsize=(6.5, 4.2))
+    numeric_x = x_key is not None and _numeric(comparison.table[x_key])
+    table = _missing_as_dash(comparison.table, keys if x_key and not numeric_x else series_keys)
+    categories = sorted(table[x_key].unique(), key=lambda v: (str(type(v)), v)) if x_key and not numeric_x else []
+    table["_series"] = table.groupby(series_keys, sort=True).ngroup() if series_keys else 0
+    table = table[table["mean"].notna()].copy()
+    table["_x"] = _x_positions(table, x_key, numeric_x, categories)
+    figure = Figure(figsize=(6.5, 4.2), layout="constrained")
     axis = figure.subplots()
-    numeric_x = x_key is not None and pd.api.types.is_numeric_dtype(table[x_key])
-    categories = sorted(table[x_key].unique(), key=lambda v: (str(type(v)), v)) if x_key else [0]
-    groups = table.groupby(series_keys, sort=True) if series_keys else [((), table)]
-    for values, group in groups:
-        group = group.sort_values(x_key) if x_key else group
-        xs = group[x_key].to_numpy() if numeric_x else [categories.index(v) for v in group[x_key]] if x_key else [0]
-        axis.errorbar(xs, group["mean"], yerr=group["std"].fillna(0), marker="o", capsize=3, label=_label(series_keys, values))
+    colours = itertools.cycle(matplotlib.rcParams["axes.prop_cycle"].by_key()["color"])
+    for (_, group), colour in zip(table.groupby("_series", sort=True), colours):
+        group = group.sort_values("_x")
+        xs, mean, several = group["_x"].to_numpy(), group["mean"].to_numpy(dtype=float), (group["n"] > 1).to_numpy()
+        label = _series_label(series_keys, group.iloc[0][series_keys].tolist()) if series_keys else "_nolegend_"
+        axis.plot(xs, mean, color=colour, marker="o", linestyle="-" if numeric_x else "none", label=label)
+        if several.any():
+            std = group["std"].to_numpy(dtype=float)
+            axis.errorbar(xs[several], mean[several], yerr=std[several], fmt="none", ecolor=colour, capsize=3)
+        if (~several).any():
+            axis.plot(xs[~several], mean[~several], color=colour, marker="o", markerfacecolor="white", linestyle="none")
         ringed = _unconverged(group).to_numpy()
         if ringed.any():
-            axis.scatter(np.asarray(xs)[ringed], group["mean"].to_numpy()[ringed], **UNCONVERGED, label=_ring_label(axis))
-    if x_key and not numeric_x:
-        axis.set_xticks(range(len(categories)), [str(c) for c in categories])
-    axis.set_xlabel(x_key or "")
-    axis.set_ylabel(f"{comparison.metric} (mean ± std)")
+            axis.scatter(xs[ringed], mean[ringed], **UNCONVERGED, label=_ring_label(axis))
+    if categories:
+        axis.set_xticks(range(len(categories)), [plain(c) for c in categories])
+        axis.set_xlim(-0.5, len(categories) - 0.5)
+    axis.set_xlabel(plain(x_key or ""))
+    axis.set_ylabel(f"{plain(comparison.metric)} ({_spread(table['n'])})")
     axis.grid(alpha=0.3)
-    if series_keys or _unconverged(table).any():
-        axis.legend(fontsize="small")
-    figure.tight_layout()
+    handles, _ = axis.get_legend_handles_labels()
+    if (table["n"] == 1).any():
+        handles.append(Line2D([], [], color="grey", marker="o", markerfacecolor="white", linestyle="none", label=N_IS_ONE))
+    if handles:
+        axis.legend(handles=handles, fontsize="small")
     return figure
+
+
+def _x_positions(table: pd.DataFrame, x_key: str | None, numeric: bool, categories: list) -> pd.Series:
+    """Numbers where the axis is numeric; else the category's slot, the series present there side by side
+    (0.12 apart) so that their bars do not hide each other."""
+    if x_key is None:
+        return pd.Series(0.0, index=table.index)
+    if numeric:
+        return table[x_key].astype(float)
+    slot = table[x_key].map(categories.index).astype(float)
+    rank = table.groupby(x_key)["_series"].rank(method="first") - 1
+    count = table.groupby(x_key)["_series"].transform("size")
+    return slot + (rank - (count - 1) / 2) * 0.12
+
+
+def _series_label(keys: list[str], values: list) -> str:
+    """A series' legend entry; one whose groups lack every series key (a baseline) says so."""
+    return _label(keys, tuple(values)) if any(v != "-" for v in values) else plain(f"without {', '.join(keys)}")
+
+
+N_IS_ONE = "n = 1 (one replicate: no error bar)"
+
+
+def _spread(n: pd.Series) -> str:
+    """What the points and bars are, for the axis label."""
+    if (n > 1).all():
+        return "mean ± std over replicates"
+    return "n = 1: no error bars" if (n == 1).all() else "mean ± std where n > 1"
+
+
+def _numeric(values: pd.Series) -> bool:
+    """A numeric axis (depth, width): numbers, none missing. Booleans and text are categories."""
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) and bool(values.notna().all())
 
 
 def _ring_label(axis) -> str:
@@ -121,27 +177,150 @@ def pareto_front(costs: np.ndarray, scores: np.ndarray, maximise: bool) -> np.nd
 
 
 def metric_vs_cost(comparison: Comparison) -> Figure:
-    """The metric against parameters and against FLOPs, each group a point, the Pareto front a line."""
+    """The metric against parameters and against FLOPs, each group a labelled point, the Pareto front a line.
+    Costs spanning less than a decade get a linear axis with k/M/G ticks (a log axis over 12.719M-12.723M
+    has no readable tick); labels are placed apart from each other and inside the axes; the legend sits
+    outside them."""
     table = comparison.table.dropna(subset=["mean"])
-    figure = Figure(figsize=(11, 4.2))
+    figure = Figure(figsize=(11, 4.6), layout="constrained")
+    canvas = FigureCanvasAgg(figure)  # a renderer to measure the labels with; no backend is chosen
     axes = figure.subplots(1, 2, sharey=True)
+    labels = [_label(comparison.keys, tuple(r)) for r in table[comparison.keys].itertuples(index=False)]
+    points = []
     for axis, cost in zip(axes, ("params", "flops")):
         costs, scores = table[cost].to_numpy(dtype=float), table["mean"].to_numpy(dtype=float)
-        axis.scatter(costs, scores, color="tab:blue", label="groups")
-        for x, y, label in zip(costs, scores, (_label(comparison.keys, tuple(r)) for r in table[comparison.keys].itertuples(index=False))):
-            axis.annotate(label, (x, y), fontsize=6, alpha=0.7, xytext=(3, 3), textcoords="offset points")
-        ringed = _unconverged(table).to_numpy()
+        known = np.isfinite(costs)
+        costs, scores, ringed = costs[known], scores[known], _unconverged(table).to_numpy()[known]
+        axis.scatter(costs, scores, color="tab:blue", label="groups", zorder=2)
         if ringed.any():
             axis.scatter(costs[ringed], scores[ringed], **UNCONVERGED, label="not converged")
         front = pareto_front(costs, scores, comparison.maximise)
-        axis.plot(costs[front], scores[front], color="tab:red", marker="o", label="Pareto front")
-        axis.set_xscale("log")
+        axis.plot(costs[front], scores[front], color="tab:red", marker="o", label="Pareto front", zorder=2)
+        _cost_scale(axis, costs)
+        axis.margins(x=0.08, y=0.12)
         axis.set_xlabel(cost)
         axis.grid(alpha=0.3)
-    axes[0].set_ylabel(comparison.metric)
-    axes[0].legend(fontsize="small")
-    figure.tight_layout()
+        front_line = np.column_stack([costs[front], scores[front]])
+        points.append((axis, costs, scores, [label for label, k in zip(labels, known) if k], front_line))
+    axes[0].set_ylabel(plain(comparison.metric))
+    handles, names = axes[0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="outside upper center", ncols=len(handles), fontsize="small", frameon=False)
+    figure.draw_without_rendering()  # the constrained layout settles the axes; then it is kept as it is
+    figure.set_layout_engine("none")
+    renderer = canvas.get_renderer()
+    for axis, costs, scores, texts, line in points:
+        _place_labels(axis, costs, scores, texts, line, renderer)
     return figure
+
+
+def _cost_scale(axis, costs: np.ndarray) -> None:
+    """Log only where the costs span a decade or more; else linear with ticks that tell neighbours apart."""
+    positive = costs[costs > 0]
+    if len(positive) == len(costs) > 1 and positive.max() / positive.min() >= 10:
+        axis.set_xscale("log")
+        return
+    axis.xaxis.set_major_locator(MaxNLocator(nbins=5))
+    axis.xaxis.set_major_formatter(SIFormatter())
+
+
+SI = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""))
+
+
+class SIFormatter(Formatter):
+    """Ticks in k/M/G with the fewest decimals that write every tick exactly (12.719M, 12.720M; 450k), in a
+    smaller unit where that would take more than three (146,098.5): no offset or ×10^n to read off a corner,
+    and no two ticks alike."""
+
+    ticks: tuple[float, ...] = ()
+
+    def set_locs(self, locs) -> None:
+        low, high = sorted(self.axis.get_view_interval()) if self.axis else (-np.inf, np.inf)
+        self.ticks = tuple(float(v) for v in locs if low <= v <= high)
+
+    def __call__(self, x, pos=None) -> str:
+        ticks = np.asarray(self.ticks or (x,), dtype=float)
+        top = float(np.max(np.abs(ticks)))
+        scale, unit = next((s, u) for s, u in SI if top >= s and _decimals(ticks / s) <= 3 or not u)
+        return f"{x / scale:,.{_decimals(ticks / scale)}f}{unit}"
+
+
+def _decimals(values: np.ndarray) -> int:
+    """The fewest decimals (at most 6) that write each of `values` exactly."""
+    tolerance = 1e-9 * max(float(np.max(np.abs(values))), 1.0)
+    return next((d for d in range(7) if np.all(np.abs(np.round(values, d) - values) <= tolerance)), 6)
+
+
+LABEL_SIZE = 7
+_STEPS = [4 + 9 * i for i in range(8)]
+_OFFSETS = [(dx, sign * dy) for dy in _STEPS for sign in (1, -1) for dx in (5, -5)]  # points from the point
+
+
+def _place_labels(axis, xs: np.ndarray, ys: np.ndarray, texts: list[str], line: np.ndarray, renderer) -> None:
+    """Each label at the first offset (nearest first) that stays inside the axes and clear of the points,
+    the `line` (the front), the labels placed and their leader lines; failing that, where it overlaps least.
+    A label moved away from its point gets a leader line to its near corner, which passes beside the labels
+    stacked closer in."""
+    inside = axis.get_window_extent(renderer)
+    scale = renderer.points_to_pixels(1.0)
+    centres = axis.transData.transform(np.column_stack([xs, ys])) if len(xs) else np.empty((0, 2))
+    marks = np.concatenate([centres, _along(axis.transData.transform(line) if len(line) else line, 3.0)])
+    radius = np.where(np.arange(len(marks)) < len(centres), 3.5 * scale, 1.0)[:, None]
+    obstacles = np.hstack([marks - radius, marks + radius])  # points and the front: x0, y0, x1, y1
+    placed = np.empty((0, 4))  # labels and leader lines
+    style = {"textcoords": "offset points", "fontsize": LABEL_SIZE, "alpha": 0.85}
+    for index in np.lexsort((xs, -ys)):
+        probe = axis.annotate(texts[index], (xs[index], ys[index]), xytext=_OFFSETS[0], **style)
+        best = None
+        for dx, dy in _OFFSETS:
+            probe.set_position((dx, dy))
+            probe.set_horizontalalignment("left" if dx > 0 else "right")
+            probe.set_verticalalignment("bottom" if dy > 0 else "top")
+            box = probe.get_window_extent(renderer).extents
+            (x, y), end = centres[index], centres[index][0] + dx * scale - np.sign(dx) * 2  # short of its own label
+            (left, right), (bottom, top) = sorted((x, end)), sorted((y, y + dy * scale))
+            leader = np.array([[left, bottom, right, top]]) if abs(dy) > _STEPS[0] else np.empty((0, 4))
+            cost = 1e6 * _outside(box, inside.extents) + _overlaps(box, np.vstack([obstacles, placed]))
+            cost += sum(_overlaps(extents, placed) for extents in leader)
+            if best is None or cost < best[0]:
+                best = (cost, dx, dy, np.vstack([box, leader]))
+            if cost < 1.0:  # under a pixel: edges that touch
+                break
+        probe.remove()
+        _, dx, dy, boxes = best
+        corner = (0.0 if dx > 0 else 1.0, 0.0 if dy > 0 else 1.0)
+        leader = {"arrowstyle": "-", "color": "#999", "linewidth": 0.5, "shrinkA": 0, "shrinkB": 3, "relpos": corner}
+        axis.annotate(texts[index], (xs[index], ys[index]), xytext=(dx, dy), ha="left" if dx > 0 else "right",
+                      va="bottom" if dy > 0 else "top", arrowprops=leader if len(boxes) > 1 else None, **style)
+        placed = np.vstack([placed, boxes])
+
+
+def _along(points: np.ndarray, spacing: float) -> np.ndarray:
+    """Points every `spacing` pixels along a polyline (display coordinates)."""
+    pieces = [points[:1]]
+    for start, end in zip(points[:-1], points[1:]):
+        count = max(int(np.hypot(*(end - start)) / spacing), 1)
+        pieces.append(start + (end - start) * np.linspace(0, 1, count + 1)[1:, None])
+    return np.concatenate(pieces) if len(points) else np.empty((0, 2))
+
+
+def _overlaps(box: np.ndarray, others: np.ndarray) -> float:
+    """The area `box` (x0, y0, x1, y1) shares with each of `others`, summed."""
+    if not len(others):
+        return 0.0
+    width = np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0])
+    height = np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1])
+    return float(np.sum(np.clip(width, 0, None) * np.clip(height, 0, None)))
+
+
+def _outside(box: np.ndarray, inside: np.ndarray) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1]) - _overlaps(box, inside[None, :])
+
+
+def figure_bytes(figure: Figure, fmt: str) -> bytes:
+    """The figure as PNG or SVG, cropped to what is drawn (nothing clipped at the edge)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight")
+    return buffer.getvalue()
 
 
 def genotype_figure(genotype: Genotype) -> Figure:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import html
+import re
 from pathlib import Path
 
 from search.reporting.tables import Comparison, render
@@ -20,51 +22,87 @@ def write_tables(out: Path, comparison: Comparison, cols: list[str] | None) -> l
     return written
 
 
-def caption_for(comparison: Comparison) -> str:
-    """What the table's numbers are, so that a reader of the page need not guess the test or the bold."""
-    against = f"the baseline {comparison.baseline}" if comparison.baseline else "the baseline"
+def write_figures(out: Path, images: dict[str, dict[str, bytes]]) -> list[Path]:
+    """Each figure's rendered bytes (name -> format -> bytes) as `name.format` beside the index pages."""
+    written = []
+    for name, formats in images.items():
+        for fmt, data in formats.items():
+            (out / f"{name}.{fmt}").write_bytes(data)
+            written.append(out / f"{name}.{fmt}")
+    return written
+
+
+def caption_for(comparison: Comparison, fmt: str = "markdown") -> str:
+    """What the table's numbers are, so that a reader of the page need not guess the test or the bold:
+    Markdown (column names as `code`) or HTML (escaped, column names as <code>, no backtick left)."""
+    template = _caption_template(comparison)
+    fields = {"metric": comparison.metric, "ranked_by": comparison.ranked_by, "baseline": comparison.baseline or "",
+              "chosen": ", ".join(comparison.chosen)}
+    if fmt == "markdown":
+        return template.format(**fields)
+    marked = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(template))  # the template's own spans only
+    return marked.format(**{name: html.escape(value) for name, value in fields.items()})
+
+
+def _caption_template(comparison: Comparison) -> str:
+    """The caption with `code` spans for column names and {fields} for the comparison's own (user) words,
+    which are filled in after the markup so that they can never become markup."""
+    against = "the baseline {baseline}" if comparison.baseline else "the baseline"
     direction = "higher" if comparison.maximise else "lower"
     return (
-        f"{comparison.metric} ({direction} is better): mean ± std and 95% interval of the mean over n replicates "
-        "(every replicate of the finished trials, each with its own seed; converged: how many had reached a "
+        f"`{{metric}}` ({direction} is better): mean ± std and 95% interval of the mean over `n` replicates "
+        "(every replicate of the finished trials, each with its own seed; `converged`: how many had reached a "
         "training-loss plateau). "
-        + (f"Rows are ordered, and the default baseline chosen, by {comparison.ranked_by}, the validation score "
+        + ("Rows are ordered, and the default baseline chosen, by `{ranked_by}`, the validation score "
            "that selected the epochs, so that no choice rests on the test part. " if comparison.ranked_by != comparison.metric else "")
-        + 
-        f"Each group is compared with {against}: the difference (group minus baseline) and its 95% interval, "
-        "paired by replicate seed where at least two seeds are shared, else Welch; p Holm-corrected over the comparisons. "
-        "A verdict is given only where the corrected p < 0.05, else 'not resolved (n=K)', and says 'not converged' "
-        "where it rests on a replicate still improving; needed is the "
+        + f"Each group is compared with {against}: the difference (group minus baseline) and its 95% interval, "
+        "paired by replicate seed where at least two seeds are shared, else Welch (`test`); `p (Holm)` corrected "
+        "over the comparisons. A `verdict` is given only where the corrected p < 0.05, else 'not resolved (n=K)', "
+        "and says 'not converged' where it rests on a replicate still improving; `needed` is the "
         "replicates per arm that would resolve the observed difference at 80% power. "
         "Bold only on a baseline resolved better than every other group, never on a larger mean alone. "
-        "Failed trials are counted in failed."
-        + (f" {', '.join(comparison.chosen)} chosen per group on validation, then reported as above." if comparison.chosen else "")
+        "Failed trials are counted in `failed`."
+        + (" {chosen} chosen per group on validation, then reported as above." if comparison.chosen else "")
     )
 
 
-def write_indexes(out: Path, comparison: Comparison, experiments: list[str], figure_names: list[str], cols) -> list[Path]:
+# Nothing in the page may fetch or run anything: its images are data, its styles its own.
+POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}")
+
+
+def write_indexes(out: Path, comparison: Comparison, experiments: list[str], figures: dict[str, bytes], cols) -> list[Path]:
+    """`index.md` (figures linked beside it) and `index.html`, self-contained: each figure's PNG (`figures`,
+    the bytes of the file written beside it) is embedded as a data URI, because MLflow's artifact viewer, a
+    mail attachment or a copied page cannot follow a relative link."""
     title = f"Comparison: {', '.join(experiments)}"
-    caption = caption_for(comparison)
     pivoted = f"By {', '.join(cols)} across columns: the metric cells only (mean ± std, n, failed, bold as below)." if cols else ""
-    markdown = [f"# {title}", "", caption, ""]
+    markdown = [f"# {title}", "", caption_for(comparison), ""]
     if cols:
         markdown += [pivoted, "", render(comparison, "markdown", cols), "", "Every column:", ""]
     markdown += [render(comparison, "markdown"), ""]
-    markdown += [f"![{name}]({name}.png)\n" for name in figure_names]
+    markdown += [f"![{name}]({name}.png)\n" for name in figures]
     markdown += ["Tables: " + ", ".join(f"[{fmt}]({name})" for fmt, name in TABLE_FILES.items()), ""]
     markdown_index, html_index = (out / name for name in INDEX_FILES)
     markdown_index.write_text("\n".join(markdown))
+    beside = ", ".join([*TABLE_FILES.values(), *(f"{name}.{fmt}" for name in figures for fmt in ("png", "svg"))])
     page = [
         "<!doctype html>",
-        f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}</style></head><body>",
+        f'<html><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" content="{POLICY}">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>{html.escape(caption)}</p>",
+        f"<p>{caption_for(comparison, 'html')}</p>",
         *([f"<p>{html.escape(pivoted)}</p>", render(comparison, "html", cols), "<p>Every column:</p>"] if cols else []),
         render(comparison, "html"),
-        *(f"<h2>{name.replace('_', ' ')}</h2><img src='{name}.svg' alt='{name}'>" for name in figure_names),
+        *(_figure_html(name, png) for name, png in figures.items()),
+        f"<p>Beside this page: {html.escape(beside)}.</p>",
         "</body></html>",
     ]
     html_index.write_text("\n".join(page))
     return [markdown_index, html_index]
+
+
+def _figure_html(name: str, png: bytes) -> str:
+    heading = html.escape(name.replace("_", " "))
+    return f'<h2>{heading}</h2><img src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}" alt="{heading}">'
