@@ -185,9 +185,12 @@ def server(
         create_sqlite_store(db)  # built atomically: a server killed while creating it leaves no broken store
     elif not backend_store_uri.startswith(("postgresql://", "postgresql+", "mysql://", "mysql+")):
         raise UserError(f"--backend-store-uri: expected sqlite:///PATH or a postgresql:// / mysql:// URI, got {backend_store_uri!r}")
+    from search.tracking.tags import UI_SWITCH_HINT, ui_address
+
     artifacts.mkdir(parents=True, exist_ok=True)
     typer.echo(f"MLflow tracking server on http://{host}:{port} (store {backend_store_uri}, artifacts {artifacts}); "
                f"clients: --tracking-uri http://{host}:{port}")
+    typer.echo(f"its UI: {ui_address(f'http://{host}:{port}')} ({UI_SWITCH_HINT})")
     sys.stdout.flush()
     # MLflow 3 starts five job-runner processes for its GenAI jobs beside the server; runs need none of them
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
@@ -324,6 +327,10 @@ def study_command(
 
 
 def _ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
+    """The search's parent run in the UI's model-training view (MLflow 3.17 shows it as a GenAI evaluation
+    without the address's workflowType); for a local store, the command that serves it (and prints that)."""
+    from search.tracking.tags import ui_address
+
     if uri.startswith(("http://", "https://")):
-        return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return ui_address(uri, experiment_id, run_id)
     return f"archsearch ui --tracking-uri '{uri}'"

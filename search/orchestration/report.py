@@ -55,19 +55,20 @@ def write_report(
     top: int | None = None,
     baseline: str | None = None,
     choose: list[str] | None = None,
+    all_searches: bool = False,
     log_to_mlflow: bool = True,
     overwrite: bool = True,
 ) -> list[Path]:
     """Write the report folder; returns the files written. `overwrite=False` refuses a folder that already
     holds a report (the CLI's default, against a typo); a study rewrites its own results folder. `top`
-    keeps the K best groups and the baseline, as for `compare`."""
+    keeps the K best groups and the baseline, and `all_searches` pools every search, as for `compare`."""
     from search.reporting import figures  # matplotlib: only for a report, not for `compare`
     from search.tracking.client import log_folder, metric_histories  # mlflow: only for a report
 
     check_report_folder(out, force=overwrite)  # before the store is read: a refused folder costs nothing
     uri = resolve_tracking_uri(tracking_uri)
     comparison, trials = load_comparison(uri, experiments, rows=rows, cols=cols, metric=metric, where=where, top=top,
-                                         baseline=baseline, choose=choose)
+                                         all_searches=all_searches, baseline=baseline, choose=choose)
     finished = trials[trials["status"] == "FINISHED"]
     if top:
         finished = in_table(finished, comparison)  # the curves show the groups the table shows

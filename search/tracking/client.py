@@ -143,6 +143,10 @@ class Tracker:
             if found is not None
             else self.client.create_experiment(experiment, artifact_location=artifact_location, tags=EXPERIMENT_KIND)
         )
+        if found is not None:  # an experiment from before archsearch tagged its kind; a kind already set is kept
+            for key, value in EXPERIMENT_KIND.items():
+                if key not in found.tags:
+                    self.client.set_experiment_tag(self.experiment_id, key, value)
 
     def start_run(self, name: str, params: dict, tags: dict, parent_id: str | None = None) -> str:
         tags = dict(tags)
