@@ -128,7 +128,3 @@ def test_groups_keep_one_model_each_and_none_keeps_nothing(tmp_path):
     assert refused.exit_code == 2 and "keeps a model" in refused.output and "save_models: none" in refused.output
     assert not list(tmp_path.glob("*.keras*")), "nothing half-written"
 
-
-def test_version():
-    result = runner.invoke(app, ["--version"])
-    assert result.exit_code == 0 and result.output.strip() == f"archsearch {archsearch.__version__}"
