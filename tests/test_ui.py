@@ -18,7 +18,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from search.tracking.client import Tracker
-from search.tracking.tags import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ROLE_TAG, SEARCH_ROLE, TRIAL_ROLE, UI_WORKFLOW
+from search.tracking.locations import UI_WORKFLOW
+from search.tracking.tags import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ROLE_TAG, SEARCH_ROLE, TRIAL_ROLE
 
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -120,138 +120,18 @@ def ui(
 ):
     """Start the MLflow UI on the project's store (./mlruns by default); once it answers, print the address of
     the latest search's runs table. Ctrl-C stops it."""
-    import collections
-    import contextlib
-    import errno
-    import json
-    import os
-    import re
-    import signal
-    import socket
-    import subprocess
-    import sys
-    import threading
-    import time
-    import urllib.request
-
     from search.errors import UserError
-    from search.tracking.locations import resolve_tracking_uri
-    from search.tracking.tags import ROLE_TAG, SEARCH_ROLE, UI_SWITCH_HINT, ui_address
+    from search.tracking.locations import UI_SWITCH_HINT, resolve_tracking_uri
+    from search.tracking.ui_server import serve_ui
 
     uri = resolve_tracking_uri(tracking_uri)
     if uri.startswith(("http://", "https://")):
         raise UserError(f"{uri} is already a tracking server: open it in a browser")
-    shown = f"[{host}]" if ":" in host else host
-    reached = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, shown)  # where this machine asks it
-    # A server already on the port would answer in place of the one started here: refuse before starting.
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                raise UserError(f"port {port} is in use on {host} (another MLflow UI?): pick another with --port") from None
 
-    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an http_proxy
+    def ready(address: str, experiment: str | None) -> None:
+        which = f"the runs of {experiment!r}, the latest search; " if experiment is not None else ""
+        typer.echo(f"MLflow UI for {uri} at {address}  ({which}Ctrl-C to stop)")
+        typer.echo(UI_SWITCH_HINT)
 
-    def ask(endpoint: str, body: dict) -> dict | None:
-        request = urllib.request.Request(f"http://{reached}:{port}/api/2.0/mlflow/{endpoint}", data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with direct.open(request, timeout=3) as response:
-                return json.load(response)
-        except (OSError, ValueError):  # refused, not ready yet (an HTTPError is an OSError), or not JSON
-            return None
-
-    # One worker: MLflow's default of four takes seconds longer to start and serves one person no faster. No
-    # GenAI job runners either (seven more processes beside the server), which runs never use.
-    env = {**os.environ}
-    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
-    server: subprocess.Popen | None = None
-    stopping: list[int] = []
-
-    def forward(signum, frame) -> None:
-        """Ctrl-C, kill and a closed terminal stop the server's whole process group (MLflow's CLI and uvicorn)."""
-        stopping.append(signum)
-        if server is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.pid, signal.SIGTERM if signum == signal.SIGHUP else signum)
-
-    def group_alive() -> bool:
-        server.poll()  # reap the leader once it exits
-        try:
-            os.killpg(server.pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
-
-    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        # In its own process group: a signal forwarded to the group reaches every process of the server.
-        server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                  process_group=0, text=True, errors="replace")
-        if stopping:  # a signal that came while it was being started
-            forward(stopping[-1], None)
-        said: collections.deque[str] = collections.deque(maxlen=200)
-        answered = threading.Event()  # MLflow's start-up chatter is held back; what it says once it answers is shown
-
-        def relay() -> None:
-            for line in server.stdout:
-                said.append(line.rstrip())
-                if answered.is_set():
-                    sys.stderr.write(line)
-                    sys.stderr.flush()
-
-        threading.Thread(target=relay, daemon=True).start()
-
-        def last_error() -> str:
-            """The exception a traceback ended on, else the last line logged as an ERROR, else the last line."""
-            lines = [line.strip() for line in said if line.strip()]
-            raised = [line for line in lines if re.match(r"[A-Za-z_][\w.]*(Error|Exception|Exit)\b[^:\s]*: ", line)]
-            logged = [line for line in lines if re.search(r"\bERROR\b", line)]
-            return (raised or logged or lines or ["it said nothing"])[-1]
-
-        started, noted, found = time.monotonic(), False, None
-        while found is None and not stopping:
-            if server.poll() is not None:
-                time.sleep(0.3)  # the rest of what it said
-                raise UserError(f"the MLflow UI exited (status {server.returncode}) before it answered: {last_error()}")
-            found = ask("experiments/search", {"max_results": 1000})
-            if found is None:
-                if not noted and time.monotonic() - started > 60:
-                    noted = True
-                    typer.echo("the MLflow UI has not answered for 60 s; still waiting (Ctrl-C to stop)", err=True)
-                time.sleep(0.25)
-        if not stopping:
-            names = {e["experiment_id"]: e["name"] for e in found.get("experiments", [])}
-            latest = names and ask("runs/search", {"experiment_ids": list(names), "filter": f"tags.`{ROLE_TAG}` = '{SEARCH_ROLE}'",
-                                                   "order_by": ["attributes.start_time DESC"], "max_results": 1})
-            runs = (latest or {}).get("runs") or []
-            experiment_id = runs[0]["info"]["experiment_id"] if runs else None
-            which = f"the runs of {names.get(experiment_id, experiment_id)!r}, the latest search; " if runs else ""
-            typer.echo(f"MLflow UI for {uri} at {ui_address(f'http://{shown}:{port}', experiment_id)}  ({which}Ctrl-C to stop)")
-            typer.echo(UI_SWITCH_HINT)
-            sys.stdout.flush()
-            answered.set()
-        while server.poll() is None and not stopping:
-            try:
-                server.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                pass
-        if not stopping:
-            raise UserError(f"the MLflow UI stopped (status {server.returncode}): {last_error()}")
-    finally:
-        if server is not None:  # whatever ends the command, no process of the server outlives it
-            with contextlib.suppress(ProcessLookupError):
-                if not stopping and server.poll() is None:
-                    os.killpg(server.pid, signal.SIGTERM)
-                deadline = time.monotonic() + 10
-                while group_alive() and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                if group_alive():
-                    os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    serve_ui(uri, host, port, on_ready=ready, on_note=lambda line: typer.echo(line, err=True))
     typer.echo("stopped the MLflow UI", err=True)

@@ -185,7 +185,7 @@ def server(
         create_sqlite_store(db)  # built atomically: a server killed while creating it leaves no broken store
     elif not backend_store_uri.startswith(("postgresql://", "postgresql+", "mysql://", "mysql+")):
         raise UserError(f"--backend-store-uri: expected sqlite:///PATH or a postgresql:// / mysql:// URI, got {backend_store_uri!r}")
-    from search.tracking.tags import UI_SWITCH_HINT, ui_address
+    from search.tracking.locations import UI_SWITCH_HINT, ui_address
 
     artifacts.mkdir(parents=True, exist_ok=True)
     typer.echo(f"MLflow tracking server on http://{host}:{port} (store {backend_store_uri}, artifacts {artifacts}); "
@@ -265,7 +265,7 @@ def _print_result(console, space, result) -> None:
         console.print(escape(line), soft_wrap=True)
     console.print(escape(f"intervals, paired differences and p-values: {command_prefix()} compare {shlex.quote(space.experiment)}"),
                   soft_wrap=True)
-    console.print(escape(f"MLflow experiment {space.experiment!r} (id {result.experiment_id}), parent run {result.parent_id}"))
+    console.print(escape(f"MLflow experiment {space.experiment!r} (id {result.experiment_id}), parent run {result.parent_id}"), soft_wrap=True)
     kept = result.trials.get(f"tags.{MODEL_TAG}", pd.Series(dtype=object)).notna()
     if kept.any():
         names = ", ".join(result.trials.loc[kept, "run_name"].astype(str))
@@ -329,8 +329,9 @@ def study_command(
 def _ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
     """The search's parent run in the UI's model-training view (MLflow 3.17 shows it as a GenAI evaluation
     without the address's workflowType); for a local store, the command that serves it (and prints that)."""
-    from search.tracking.tags import ui_address
+    from search.tracking.locations import resolve_tracking_uri, ui_address
 
     if uri.startswith(("http://", "https://")):
         return ui_address(uri, experiment_id, run_id)
-    return f"archsearch ui --tracking-uri '{uri}'"
+    store = "" if uri == resolve_tracking_uri(None) else f" --tracking-uri {shlex.quote(uri)}"  # the default needs no option
+    return f"{command_prefix()} ui{store}"
