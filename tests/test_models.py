@@ -13,7 +13,7 @@ import archsearch
 from search.cli import app
 from search.data import load_data
 from search.orchestration.run import run_search
-from search.tracking.tags import MODEL_GROUP_TAG, MODEL_REPLICATE_TAG, MODEL_TAG, NOTE_TAG, PARENT_TAG
+from search.tracking.tags import MODEL_GROUP_TAG, MODEL_REPLICATE_TAG, MODEL_TAG, NOTE_TAG, PARENT_TAG, RUNS_VIEW_TAG
 
 runner = CliRunner()
 
@@ -110,6 +110,8 @@ def test_runs_are_named_by_what_varies_and_the_parent_says_what_it_asks(searched
     assert parent.data.tags["archsearch.best_run"] == best.info.run_id
     for key in ("test_accuracy", "params", "best_val_accuracy"):  # the collapsed parent row shows the best trial
         assert parent.data.metrics[key] == pytest.approx(best.data.metrics[key])
+    view = json.loads(MlflowClient(uri).get_experiment(result.experiment_id).tags[RUNS_VIEW_TAG])
+    assert {"params.`residual`", "metrics.`test_accuracy`", "metrics.`best_val_accuracy`"} <= set(view["selectedColumns"])
 
 
 def test_groups_keep_one_model_each_and_none_keeps_nothing(tmp_path):

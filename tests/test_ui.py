@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from search.tracking.client import Tracker
 from search.tracking.locations import UI_WORKFLOW
-from search.tracking.tags import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ROLE_TAG, SEARCH_ROLE, TRIAL_ROLE
+from search.tracking.tags import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, ROLE_TAG, RUNS_VIEW_KEY, SEARCH_ROLE, TRIAL_ROLE
 
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -31,6 +31,8 @@ def store(tmp_path_factory):
     ids = {}
     for name in ("older", "recent"):
         tracker = Tracker(uri, name)
+        if name == "recent":  # as a search does; `older` stands for an experiment from before the view existed
+            tracker.show_columns(["depth"], ["val_accuracy"])
         parent = tracker.start_run(f"search-{name}", {"strategy": "grid"}, {ROLE_TAG: SEARCH_ROLE})
         for i in range(3):
             trial = tracker.start_run(f"trial-{i}", {"depth": 8 + 2 * i, "trial_id": str(i)}, {ROLE_TAG: TRIAL_ROLE}, parent_id=parent)
@@ -107,7 +109,8 @@ def test_ui_prints_the_runs_address_once_it_answers_and_sigterm_stops_it(store):
         with DIRECT.open(request, timeout=5) as response:  # once, no retry: the line comes after the server answers
             names = {e["name"] for e in json.load(response)["experiments"]}
         assert {"older", "recent"} <= names
-        assert f"http://127.0.0.1:{port}/#/experiments/{ids['recent']}/runs?{UI_WORKFLOW}" in first.split()
+        address = f"http://127.0.0.1:{port}/#/experiments/{ids['recent']}/runs?{UI_WORKFLOW}&viewStateShareKey={RUNS_VIEW_KEY}"
+        assert address in first.split()
         assert "Model training" in lines.get(timeout=5)  # how to make the experiments list open runs tables too
         server = descendants(process.pid)
         assert server, "the MLflow UI runs as a child process"

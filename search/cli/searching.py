@@ -271,7 +271,7 @@ def _print_result(console, space, result) -> None:
         names = ", ".join(result.trials.loc[kept, "run_name"].astype(str))
         console.print(escape(f"trained model kept for {names}: {command_prefix()} export {shlex.quote(space.experiment)} --out model.keras"),
                       soft_wrap=True)
-    console.print(escape(f"open in the MLflow UI: {_ui_hint(result.tracking_uri, result.experiment_id, result.parent_id)}"), soft_wrap=True)
+    console.print(escape(f"open in the MLflow UI: {_ui_hint(result.tracking_uri, result.experiment_id)}"), soft_wrap=True)
 
 
 def _search_with_progress(console, space, space_path: Path, search, distributed: bool = False):
@@ -326,12 +326,12 @@ def study_command(
     console.print(escape(f"wrote the report and methods record to {out}/ (open {out / 'index.html'})"))
 
 
-def _ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
-    """The search's parent run in the UI's model-training view (MLflow 3.17 shows it as a GenAI evaluation
-    without the address's workflowType); for a local store, the command that serves it (and prints that)."""
+def _ui_hint(uri: str, experiment_id: str) -> str:
+    """The experiment's runs table in the UI's model-training view, with the columns the search chose; for a
+    local store, the command that serves it (and prints that address)."""
     from search.tracking.locations import resolve_tracking_uri, ui_address
 
     if uri.startswith(("http://", "https://")):
-        return ui_address(uri, experiment_id, run_id)
+        return ui_address(uri, experiment_id, view=True)
     store = "" if uri == resolve_tracking_uri(None) else f" --tracking-uri {shlex.quote(uri)}"  # the default needs no option
     return f"{command_prefix()} ui{store}"

@@ -115,6 +115,7 @@ def _run_search(
     elif fresh:
         _abandon(SearchState.readable(project))
     tracker = Tracker(uri, space.experiment, patience)
+    tracker.show_columns(space.varying_names(), ui_metrics(space, data))
     params, tags = run_context(space, space_path, data, origin)
     if previous is not None:
         parent_id = previous.parent_id
@@ -223,6 +224,13 @@ def _abandon(state: SearchState | None) -> None:
     """--fresh over an interrupted search: its runs end KILLED rather than stay RUNNING forever."""
     if state is not None and state.status == "running":
         abandon_search(state.tracking_uri, state.parent_id, "abandoned: the search was started afresh (--fresh)")
+
+
+def ui_metrics(space: Space, data: Data) -> list[str]:
+    """The metrics the UI's runs table shows: what the comparison reports and ranks by, and the costs."""
+    objective = space.search.objective
+    test = ["test_loss" if minimised(objective) else "test_accuracy"] if data.has_test else []
+    return [*test, best_metric(objective), "converged", "params", "flops", "train_seconds"]
 
 
 def search_description(space: Space) -> str:

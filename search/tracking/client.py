@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import os
 import tempfile
@@ -37,10 +38,12 @@ from search.tracking.tags import (
     NOTE_TAG,
     PARENT_TAG,
     ROLE_TAG,
+    RUNS_VIEW_TAG,
     SEARCH_KEY_TAG,
 )
 
 MAX_PARAM_LENGTH = 6000
+DEFAULT_UI_COLUMNS = ("attributes.`Source`", "attributes.`Models`")  # of the UI's defaults, those runs fill
 
 
 def create_sqlite_store(db: Path) -> None:
@@ -147,6 +150,13 @@ class Tracker:
             for key, value in EXPERIMENT_KIND.items():
                 if key not in found.tags:
                     self.client.set_experiment_tag(self.experiment_id, key, value)
+
+    def show_columns(self, params: list[str], metrics: list[str]) -> None:
+        """The runs table's columns in the UI (`RUNS_VIEW_TAG`): these params and metrics beside MLflow's own."""
+        columns = [*DEFAULT_UI_COLUMNS, *(f"params.`{name}`" for name in params), *(f"metrics.`{name}`" for name in metrics)]
+        view = {"searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False, "startTime": "ALL",
+                "lifecycleFilter": "Active", "modelVersionFilter": "All Runs", "datasetsFilter": [], "selectedColumns": columns}
+        self.client.set_experiment_tag(self.experiment_id, RUNS_VIEW_TAG, json.dumps(view))
 
     def start_run(self, name: str, params: dict, tags: dict, parent_id: str | None = None) -> str:
         tags = dict(tags)

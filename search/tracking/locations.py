@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from search.tracking.tags import RUNS_VIEW_KEY
+
 DEFAULT_STORE = Path("mlruns")
 
 
@@ -38,11 +40,13 @@ UI_SWITCH_HINT = ('a new browser opens experiments clicked in MLflow\'s list on 
                   'click "Model training" at the top of the sidebar once to get the runs table there')
 
 
-def ui_address(base: str, experiment_id: str | None = None, run_id: str | None = None) -> str:
+def ui_address(base: str, experiment_id: str | None = None, run_id: str | None = None, view: bool = False) -> str:
     """The MLflow UI at `base` (http://host:port): an experiment's runs table (or one of its runs) in the
-    model-training view, or without an experiment the experiments list."""
+    model-training view, or without an experiment the experiments list; `view`: the runs table with the
+    columns archsearch chose (`RUNS_VIEW_TAG`, which the experiment must hold: a missing one is an error page)."""
     base = base.rstrip("/")
     if experiment_id is None:
         return f"{base}/#/experiments"
     run = f"/{run_id}" if run_id else ""
-    return f"{base}/#/experiments/{experiment_id}/runs{run}?{UI_WORKFLOW}"
+    columns = f"&viewStateShareKey={RUNS_VIEW_KEY}" if view and not run_id else ""
+    return f"{base}/#/experiments/{experiment_id}/runs{run}?{UI_WORKFLOW}{columns}"

@@ -31,3 +31,8 @@ FAILURE_TAG = "failure_reason"  # why a run ended FAILED or KILLED
 # creates or opens.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = {EXPERIMENT_KIND_TAG: "custom_model_development"}
+# A view of the runs table that MLflow 3.17's UI loads from an experiment tag of this prefix when its address
+# carries `viewStateShareKey=<key>`: the columns a search's comparison reads (its axes, accuracy, cost), which
+# a new browser would otherwise not show (it shows no metric or param column until the user picks them).
+RUNS_VIEW_KEY = "archsearch"
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from search.errors import UserError
 from search.tracking.locations import ui_address
-from search.tracking.tags import ROLE_TAG, SEARCH_ROLE
+from search.tracking.tags import ROLE_TAG, RUNS_VIEW_TAG, SEARCH_ROLE
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill and a closed terminal
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an http_proxy
@@ -49,8 +49,8 @@ def serve_ui(uri: str, host: str, port: int, on_ready: Callable[[str, str | None
         output = _Output(server, on_note)
         found = wait_until_answering(server, api, stop, output, on_note)
         if found is not None and not stop.signals:
-            experiment_id, name = latest_search(api, found)
-            on_ready(ui_address(f"http://{shown}:{port}", experiment_id), name)
+            experiment_id, name, view = latest_search(api, found)
+            on_ready(ui_address(f"http://{shown}:{port}", experiment_id, view=view), name)
             output.answered.set()
         while server.poll() is None and not stop.signals:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -105,17 +105,19 @@ def wait_until_answering(server: subprocess.Popen, api: str, stop: _Stop, output
     return None
 
 
-def latest_search(api: str, experiments: dict) -> tuple[str | None, str | None]:
+def latest_search(api: str, experiments: dict) -> tuple[str | None, str | None, bool]:
     """The experiment id and name of the search parent run started last, among `experiments` (the server's
-    answer to experiments/search); (None, None) where there is none."""
+    answer to experiments/search), and whether it holds archsearch's view of the runs table; (None, None,
+    False) where there is none."""
     names = {e["experiment_id"]: e["name"] for e in experiments.get("experiments", [])}
+    viewed = {e["experiment_id"] for e in experiments.get("experiments", []) if any(t["key"] == RUNS_VIEW_TAG for t in e.get("tags", []))}
     latest = names and ask(api, "runs/search", {"experiment_ids": list(names), "filter": f"tags.`{ROLE_TAG}` = '{SEARCH_ROLE}'",
                                                 "order_by": ["attributes.start_time DESC"], "max_results": 1})
     runs = (latest or {}).get("runs") or []
     if not runs:
-        return None, None
+        return None, None, False
     experiment_id = runs[0]["info"]["experiment_id"]
-    return experiment_id, names.get(experiment_id, experiment_id)
+    return experiment_id, names.get(experiment_id, experiment_id), experiment_id in viewed
 
 
 def ask(api: str, endpoint: str, body: dict) -> dict | None:
