@@ -1,17 +1,10 @@
-"""`compare`, `report` and `ui` against a real MLflow store filled by real tiny searches."""
+"""`compare` and `report` against a real MLflow store filled by real tiny searches (`ui`: tests/test_ui.py)."""
 
 import base64
 import itertools
 import json
-import os
 import re
-import signal
-import socket
 import statistics
-import subprocess
-import sys
-import time
-import urllib.request
 import xml.etree.ElementTree as ElementTree
 
 import pandas as pd
@@ -230,58 +223,6 @@ def test_a_group_without_one_of_the_keys_keeps_its_own_line(store):
     figure = figures.learning_curves(curves, trials, ["residual", "origin"])
     labels = [line.get_label() for line in figure.axes[0].get_lines()]
     assert sorted(labels) == ["residual=False", "residual=True, origin=searched"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_ui_serves_the_store_on_loopback(store):
-    _, uri = store
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "search.cli", "ui", "--tracking-uri", uri, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,  # its own process group, so that the UI's workers are stopped with it
-    )
-    try:
-        assert f"http://127.0.0.1:{port}" in process.stdout.readline()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search",
-            data=json.dumps({"max_results": 10}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    names = {e["name"] for e in json.load(response)["experiments"]}
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the UI did not answer within 60 s"
-                assert process.poll() is None, "the UI exited"
-                time.sleep(0.5)
-        assert {"tiny", "tiny_b"} <= names
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        deadline = time.monotonic() + 15
-        while _group_alive(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        if _group_alive(process.pid):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 def test_compare_on_many_client_logged_runs_matches_numpy(tmp_path):

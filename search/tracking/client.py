@@ -244,7 +244,8 @@ class Tracker:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         run = self.client.get_run(run_id)
-        get_artifact_repository(run.info.artifact_uri).delete_artifacts(MODEL_ARTIFACT)
+        # the tracking URI resolves a server's mlflow-artifacts:/ location (without it: the process-global one)
+        get_artifact_repository(run.info.artifact_uri, tracking_uri=self.tracking_uri).delete_artifacts(MODEL_ARTIFACT)
 
     def served_search(self, key: str) -> tuple[str, str] | None:
         """(parent run id, chief address) of the running search a chief serves under `key`, if any."""
