@@ -255,3 +255,17 @@ def test_the_same_images_found_in_two_places_are_one_source_for_the_leak_check(t
     assert leak(search, judged) is not None
     nested = search.model_copy(update={"subset": 4})  # its 4 images are training images of the other's split
     assert leak(nested, judged.model_copy(update={"seed": 1})) is None
+
+
+def test_pad_frames_the_28x28_images_in_32x32_unscaled(tmp_path, no_machine_data):
+    folder = idx_folder(tmp_path / "fashion")
+    spec = Dataset(name="fashion_mnist", path=folder, input_size=32, resize="pad", validation_split=0.25)
+    data, x = load_data(spec), load_arrays(spec)[0]
+    assert data.input_shape == (32, 32, 1)
+    framed = np.zeros((TRAIN, 32, 32), "float32")
+    framed[:, 2:30, 2:30] = x  # centred: two pixels of background on every side
+    train = framed[planned_split(spec).train]
+    expected = (framed[planned_split(spec).validation] - train.mean()) / (train.std() + 1e-7)
+    assert np.allclose(data.x_val[..., 0], expected, atol=1e-4)
+    resized = load_data(spec.model_copy(update={"resize": "bilinear"}))
+    assert not np.allclose(resized.x_val, data.x_val, atol=1e-2), "bilinear scales the pixels, padding does not"

@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from search.cli import app
-from search.tracking.tags import PARENT_TAG
+from search.tracking.tags import MODEL_TAG, PARENT_TAG
 
 runner = CliRunner()
 
@@ -74,13 +74,20 @@ def test_trial_runs_carry_params_curves_costs_and_provenance(finished_search):
     val = [m.value for m in client.get_metric_history(trial.info.run_id, "val_accuracy")]
     assert metrics["selected_epoch"] == val.index(max(val)) + 1 and metrics["best_val_accuracy"] == max(val)
     assert metrics["converged"] in (0.0, 1.0) and "loss_slope" in metrics
+    for key in ("loss", "accuracy"):  # the last epoch's training values, per replicate
+        assert metrics[f"{key}/replicate_0"] == client.get_metric_history(trial.info.run_id, key)[-1].value == metrics[key]
     tags = trial.data.tags
     from search.tracking.provenance import file_hash
 
     assert tags["space_hash"] == file_hash(space)
     assert tags["seed"] == "7" and tags["version.tensorflow"].startswith("2.")
     assert "git_commit" in tags and "version.keras-tuner" in tags
-    assert [a.path for a in client.list_artifacts(trial.info.run_id)] == ["model_summary.txt"]
+    # under save_models: best, the better trial by validation (the earlier on a tie) keeps its model, the other none
+    best = max(trials, key=lambda t: (t.data.metrics["best_val_accuracy"], -t.info.start_time))
+    for each in trials:
+        kept = ["model"] if each.info.run_id == best.info.run_id else []
+        assert [a.path for a in client.list_artifacts(each.info.run_id)] == [*kept, "model_summary.txt"]
+        assert (MODEL_TAG in each.data.tags) == bool(kept)
     summary = client.download_artifacts(trial.info.run_id, "model_summary.txt")
     assert "stage1_block1_1_conv" in open(summary).read()
     parent = parents[0]

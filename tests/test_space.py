@@ -89,6 +89,14 @@ BAD = {
         TINY_SPACE.replace("epochs: 2", "epochs: 2\n  schedule: step\n  milestones: [5]"),
         ["training.milestones", "below training.epochs"],
     ),
+    "warmup_with_plateau": (TINY_SPACE.replace("epochs: 2", "epochs: 4\n  schedule: plateau\n  warmup: 1"), ["training.warmup", "plateau"]),
+    "warmup_as_long_as_training": (TINY_SPACE.replace("epochs: 2", "epochs: 2\n  warmup: 2"), ["training.warmup", "fewer than training.epochs (2)"]),
+    "pad_into_a_smaller_frame": (
+        "name: t\ndataset: {name: fashion_mnist, input_size: 24, resize: pad}\nmodel: {family: resnet, depth: 8}\n",
+        ["dataset.resize", "at least fashion_mnist's 28x28, not 24", "'bilinear'"],
+    ),
+    "pad_a_folder": ("name: t\ndataset: {name: folder, path: ., resize: pad}\nmodel: {family: resnet, depth: 8}\n", ["dataset.resize", "a folder's images"]),
+    "unknown_resize": (TINY_SPACE.replace("input_size: 8", "input_size: 8\n  resize: crop"), ["dataset.resize", "'bilinear' or 'pad'", "'crop'"]),
 }
 
 

@@ -2,6 +2,7 @@
 determinism claim: the same seeds on CPU reproduce the metrics exactly."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -15,10 +16,31 @@ from search.errors import SpaceError
 runner = CliRunner()
 
 
-def make_study(folder):
+def make_study(folder, extra=""):
     write(folder / "space.yaml", TINY_SPACE)
-    write(folder / "study.yaml", "name: tiny_study\nspaces: [space.yaml]\nseeds: [3, 4]\nrows: [residual]\n")
+    write(folder / "study.yaml", "name: tiny_study\nspaces: [space.yaml]\nseeds: [3, 4]\nrows: [residual]\n" + extra)
     return folder
+
+
+# A protocol fixed in git before the runs, a baseline for the main table, and one further comparison
+PROTOCOLLED = """\
+protocol: PROTOCOL.md
+baseline: residual=True
+comparisons:
+  - name: training_loss
+    question: Do plain and residual nets reach the same training loss?
+    metric: loss
+    baseline: residual=True
+"""
+
+
+def commit_protocol(folder) -> str:
+    write(folder / "PROTOCOL.md", "# Protocol\n\nHypothesis: the residual net trains better.\n")
+    git = lambda *args: subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    git("init", "-q")
+    git("add", "PROTOCOL.md")
+    git("-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "Protocol")
+    return git("rev-parse", "HEAD")
 
 
 def run_study(folder, store):
@@ -30,7 +52,8 @@ def run_study(folder, store):
 
 
 def test_a_study_runs_every_seed_and_reproduces_exactly(tmp_path):
-    first_folder, second_folder = make_study(tmp_path / "a"), make_study(tmp_path / "b")
+    first_folder, second_folder = make_study(tmp_path / "a", PROTOCOLLED), make_study(tmp_path / "b")
+    protocol_commit = commit_protocol(first_folder)
     first = run_study(first_folder, tmp_path / "store_a")
     second = run_study(second_folder, tmp_path / "store_b")
     assert [g["n"] for g in first["groups"]] == [2, 2], "two seeds per candidate"
@@ -60,6 +83,20 @@ def test_a_study_runs_every_seed_and_reproduces_exactly(tmp_path):
     for name in ("index.html", "learning_curves.png", "comparison.md"):
         assert (first_folder / "results" / name).is_file()
 
+    assert first["baseline"] == "residual=True"
+    assert [g["verdict"] for g in first["groups"] if g["residual"] == "True"] == ["baseline"]
+    assert record["protocol"]["file"] == "PROTOCOL.md" and record["protocol"]["first_commit"]["commit"] == protocol_commit
+    assert record["first_run_started"] and f"first committed {record['protocol']['first_commit']['date']}" in methods
+    further = json.loads((first_folder / "results" / "comparisons.json").read_text())["training_loss"]
+    assert further["metric"] == "loss" and further["baseline"] == "residual=True"
+    assert further["command"] == "archsearch compare study-tiny_study --metric loss --baseline residual=True"
+    losses = replicates.groupby("residual")["loss"].mean()
+    assert {g["residual"]: g["mean"] for g in further["groups"]} == pytest.approx({str(k): v for k, v in losses.items()})
+    page = (first_folder / "results" / "comparisons.md").read_text()
+    assert "## training_loss\n\nDo plain and residual nets reach the same training loss?" in page and "| baseline |" in page
+    assert not (second_folder / "results" / "comparisons.md").exists() and json.loads(
+        (second_folder / "results" / "record.json").read_text())["protocol"] is None
+
 
 def test_a_study_without_a_full_variant_says_so(tmp_path):
     folder = make_study(tmp_path / "s")
@@ -81,6 +118,20 @@ def test_the_shipped_studies_load_and_their_results_are_committed():
         record = json.loads((folder / "results" / "record.json").read_text())
         searches = len(plan.searches) + len(plan.spaces) + len(plan.transfers)
         assert record["seeds"] == study.seeds and len(record["searches"]) == len(study.seeds) * searches
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("protocol: PROTOCOL.md\n", "protocol: no file 'PROTOCOL.md' in"),
+        ("comparisons:\n  - {name: a, question: q}\n  - {name: a, question: r}\n", "comparisons: each comparison needs its own name; a is used twice"),
+        ("comparisons:\n  - {name: a}\n", "question"),
+    ],
+)
+def test_a_study_refuses_a_missing_protocol_and_unnamed_or_twice_named_comparisons(tmp_path, extra, message):
+    result = runner.invoke(app, ["study", str(make_study(tmp_path / "s", extra))])
+    assert result.exit_code == 2 and "Traceback" not in result.output and message in result.output, result.output
+    assert not (tmp_path / "s" / "results").exists()
 
 
 def test_a_transfer_must_name_one_of_the_study_searches(tmp_path):

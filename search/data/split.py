@@ -178,7 +178,7 @@ def load_data(spec: Dataset, *, available: int | None = None) -> Data:
     classes = np.unique(np.concatenate(labels))
     sizes = np.cumsum([len(part) for part in parts])[:-1]
     images = np.concatenate([p if p.ndim == 4 else p[..., None] for p in parts]).astype("float32", copy=False)
-    images = _resize(images, spec.input_size)
+    images = _pad(images, spec.input_size) if spec.resize == "pad" else _resize(images, spec.input_size)
     corruption_rng = np.random.default_rng([spec.seed, 1])  # its own stream: corrupting does not move the split
     if spec.corruption.scale < 1:
         images = _shrink_onto_canvas(images, spec.corruption.scale, corruption_rng)
@@ -257,6 +257,16 @@ def _shrink_onto_canvas(x: np.ndarray, scale: float, rng: np.random.Generator) -
     for image, patch, (top, left) in zip(canvas, small, offsets):
         image[top : top + inner, left : left + inner] = patch
     return canvas
+
+
+def _pad(x: np.ndarray, size: int) -> np.ndarray:
+    """Centre each image in a size x size frame of zeros (the background of MNIST-like images), pixels unscaled."""
+    height, width = x.shape[1:3]
+    if height > size or width > size:
+        raise DataError(f"dataset.resize: 'pad' cannot fit {height}x{width} images into dataset.input_size {size}; "
+                        f"use 'bilinear' or an input_size of at least {max(height, width)}")
+    top, left = (size - height) // 2, (size - width) // 2
+    return np.pad(x, ((0, 0), (top, size - height - top), (left, size - width - left), (0, 0)))
 
 
 def _resize(x: np.ndarray, size: int) -> np.ndarray:

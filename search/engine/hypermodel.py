@@ -117,6 +117,8 @@ def make_optimizer(values: dict, space: Space, steps_per_epoch: int) -> keras.op
         )
     elif training.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(values["learning_rate"], training.epochs * steps_per_epoch)
+    if training.warmup:
+        rate = WarmUp(rate, training.warmup * steps_per_epoch)
     decay = values["weight_decay"] or None
     name = values["optimizer"]
     if name == "sgd":
@@ -132,6 +134,29 @@ def make_optimizer(values: dict, space: Space, steps_per_epoch: int) -> keras.op
     if decay:
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return optimizer
+
+
+@keras.saving.register_keras_serializable(package="archsearch")
+class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
+    """A linear rise over the first `steps` steps to what `after` (a rate or a schedule) gives, then `after`
+    alone. Steps count from the start, so a step schedule's milestones stay at the epochs the space names."""
+
+    def __init__(self, after, steps: int):
+        self.after, self.steps = after, steps
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        rate = self.after(step) if callable(self.after) else keras.ops.convert_to_tensor(self.after, "float32")
+        return keras.ops.where(step < self.steps, rate * (step + 1) / self.steps, rate)
+
+    def get_config(self) -> dict:
+        after = keras.saving.serialize_keras_object(self.after) if callable(self.after) else self.after
+        return {"after": after, "steps": self.steps}
+
+    @classmethod
+    def from_config(cls, config: dict) -> WarmUp:
+        after = config["after"]
+        return cls(keras.saving.deserialize_keras_object(after) if isinstance(after, dict) else after, config["steps"])
 
 
 def training_callbacks(space: Space) -> list[keras.callbacks.Callback]:

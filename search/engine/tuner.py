@@ -217,6 +217,8 @@ class TrackedTuner(compat.DeclaringTuner):
             values = [replicate[key] for replicate in replicates]
             metrics[key] = min(values) if key == "converged" else statistics.fmean(values)
             metrics |= {f"{key}/replicate_{i}": value for i, value in enumerate(values)}
+        for key in FINAL_TRAINING:  # the plain name is the last point of the logged curve
+            metrics |= {f"{key}/replicate_{i}": curve[-1][key] for i, curve in enumerate(curves) if key in curve[-1]}
         if len(curves) > 1:
             finals = [curve[-1] | replicate for curve, replicate in zip(curves, replicates)]
             for key in finals[0]:
@@ -227,6 +229,7 @@ class TrackedTuner(compat.DeclaringTuner):
 
 
 MAX_RUN_NAME = 120
+FINAL_TRAINING = ("loss", "accuracy")  # each replicate's training loss and accuracy at its last epoch
 
 
 def run_name(values: dict, varying: list[str], trial_id: str) -> str:

@@ -3,7 +3,9 @@ and transfers included, then the report and the methods record into `DIR/results
 
 from __future__ import annotations
 
+import json
 import math
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +14,7 @@ import pandas as pd
 
 from search.data import LEAK_REMEDY, leak
 from search.errors import DataError, TrackingError, UserError
+from search.files import write_atomic
 from search.orchestration.report import load_comparison, write_report
 from search.orchestration.run import SearchResult
 from search.orchestration.transfer import Origin, best_cells, transferred_space
@@ -20,10 +23,10 @@ from search.reporting.statistics import ALPHA, LEVEL
 from search.reporting.tables import compare, latest_searches, render, trials_frame
 from search.spec.metrics import best_metric
 from search.spec.schema import Space
-from search.spec.study import STUDY_FILE, Study, StudyPlan, seeded, transfer_target, unseeded
+from search.spec.study import STUDY_FILE, Study, StudyComparison, StudyPlan, seeded, transfer_target, unseeded
 from search.tracking.client import experiment_runs
 from search.tracking.locations import resolve_tracking_uri
-from search.tracking.provenance import library_versions, machine
+from search.tracking.provenance import file_hash, first_commit, library_versions, machine
 from search.tracking.tags import PARENT_TAG, SEARCH_ROLE, TRIAL_ROLE, VARYING_TAG
 
 # Runs one search (with whatever display the caller shows): space, its file, a transfer's origin or None.
@@ -55,19 +58,51 @@ def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_
     out = folder / ("results-full" if full else "results")
     try:
         write_report(tracking_uri, [experiment], out, rows=study.rows or None, cols=study.cols or None, metric=study.metric,
-                     choose=study.choose or None)
+                     choose=study.choose or None, baseline=study.baseline)
+        write_comparisons(tracking_uri, experiment, study.comparisons, out)
     except UserError as error:
         raise error.at(f"{folder / STUDY_FILE}: the searches ran, but the report failed") from None
     uri = resolve_tracking_uri(tracking_uri)
     costs = [cost for name in (search_experiment, experiment) for cost in run_costs(uri, name)]
     write_record(out, study, full, records, versions=library_versions(), hardware=machine(), costs=costs,
-                 replicates=replicate_rows(uri, experiment), statistics=statistics_used(uri, experiment, study))
+                 replicates=replicate_rows(uri, experiment), statistics=statistics_used(uri, experiment, study),
+                 protocol=protocol_record(folder, study))
     if plan.searches:
         try:
             write_search_table(resolve_tracking_uri(tracking_uri), search_experiment, out)
         except UserError as error:
             raise error.at(f"{folder / STUDY_FILE}: the searches ran, but their table failed") from None
     return out
+
+
+def write_comparisons(tracking_uri: str | None, experiment: str, comparisons: list[StudyComparison], out: Path) -> Path | None:
+    """`comparisons.md` and `.json`: the study's further tables, each under its question with the `compare`
+    command that gives it again. Written whole or not at all, after every table was made."""
+    if not comparisons:
+        return None
+    sections, tables = [f"# Further comparisons ({experiment})", ""], {}
+    for item in comparisons:
+        try:
+            comparison, _ = load_comparison(tracking_uri, [experiment], rows=item.rows or None, metric=item.metric,
+                                            where=item.where, baseline=item.baseline, choose=item.choose or None)
+        except UserError as error:
+            raise error.at(f"comparison {item.name!r}") from None
+        options = [("--rows", ",".join(item.rows)), ("--metric", item.metric), ("--where", item.where),
+                   ("--baseline", item.baseline), ("--choose", ",".join(item.choose))]
+        command = " ".join([f"archsearch compare {experiment}", *(f"{flag} {shlex.quote(value)}" for flag, value in options if value)])
+        sections += [f"## {item.name}", "", item.question, "", f"`{command}`", "", render(comparison, "markdown").rstrip(), ""]
+        tables[item.name] = {"question": item.question, "command": command, **json.loads(render(comparison, "json"))}
+    write_atomic(out / "comparisons.json", json.dumps(tables, indent=2) + "\n")
+    write_atomic(out / "comparisons.md", "\n".join(sections))
+    return out / "comparisons.md"
+
+
+def protocol_record(folder: Path, study: Study) -> dict | None:
+    """The protocol's file, hash and first commit: the record shows it was fixed before the runs."""
+    if study.protocol is None:
+        return None
+    path = Path(folder) / study.protocol
+    return {"file": study.protocol, "sha256": file_hash(path), "first_commit": first_commit(path)}
 
 
 def check_splits(plan: StudyPlan) -> None:
@@ -126,7 +161,8 @@ def replicate_rows(tracking_uri: str, experiment: str) -> list[dict]:
     return rows
 
 
-REPLICATE_METRICS = ("best_val_accuracy", "best_val_loss", "test_accuracy", "test_loss", "selected_epoch", "loss_slope", "converged")
+REPLICATE_METRICS = ("best_val_accuracy", "best_val_loss", "test_accuracy", "test_loss", "selected_epoch", "loss_slope", "converged",
+                     "loss", "accuracy")
 
 
 def statistics_used(tracking_uri: str, experiment: str, study: Study) -> dict:

@@ -58,7 +58,8 @@ def _total(trials: pd.DataFrame, column: str) -> float:
 
 
 def write_record(folder: Path, study: Study, full: bool, searches: list[dict], *, versions: dict[str, str], hardware: str,
-                 costs: list[dict] = (), replicates: list[dict] = (), statistics: dict | None = None) -> Path:
+                 costs: list[dict] = (), replicates: list[dict] = (), statistics: dict | None = None,
+                 protocol: dict | None = None) -> Path:
     """`record.json`, `methods.md` and `replicates.csv`: enough to write a methods section from, and to
     recompute every statistic. `costs`: every search run of the study's experiments (`run_costs`)."""
     cost_hours = sum(s["trial_seconds"] for s in searches) / 3600
@@ -73,6 +74,8 @@ def write_record(folder: Path, study: Study, full: bool, searches: list[dict], *
         "search_cost_hours": cost_hours,
         "wall_seconds": wall_seconds,
         "statistics": statistics or {},
+        "protocol": protocol,
+        "first_run_started": min((c["started"] for c in costs if c.get("started")), default=None),
         "runs": list(costs),
         "all_runs_cost_hours": all_hours,
         "replicates": list(replicates),
@@ -95,6 +98,11 @@ def write_record(folder: Path, study: Study, full: bool, searches: list[dict], *
         f"{all_hours:.2f} h (listed below)",
         f"- Replicates: {len(replicates)}, each with its values in `replicates.csv`",
     ]
+    if protocol is not None:
+        committed = protocol.get("first_commit")
+        when = f"first committed {committed['date']} in {committed['commit'][:12]}" if committed else "not committed"
+        lines.append(f"- Protocol: [{protocol['file']}](../{protocol['file']}) (sha256 {protocol['sha256'][:16]}), {when}; "
+                     f"the first search run of the study's experiments started {record['first_run_started'] or 'never'} (UTC)")
     lines += [f"- Statistics, {name}: {text}" for name, text in (statistics or {}).items()]
     lines += [
         "",

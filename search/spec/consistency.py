@@ -15,6 +15,8 @@ from search.spec.schema import Space
 
 MAX_GRID = 10_000  # candidates a search may default to trying all of; a larger grid needs search.max_trials
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+# The side of the embedded and named data sets' images, for `resize: pad`
+KNOWN_SIDES = {"digits": 8, "mnist": 28, "fashion_mnist": 28, "cifar10": 32, "cifar100": 32}
 KNOWN_SIZES = {"digits": 1797, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
 OFFICIAL_TEST_SETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")  # their own test part is the test set, not test_split's
 # The training part's (images, labels) IDX files, each plain or `.gz`, that a dataset.path folder of
@@ -52,12 +54,27 @@ def check_consistency(space: Space, transfer_target: bool = False) -> list[Probl
                 )
             )
             break
+    if data.resize == "pad":
+        problems += _check_padding(data.name, data.input_size)
     training = space.training
+    if training.warmup and training.schedule == "plateau":
+        problems.append(Problem("training.warmup", "not with schedule 'plateau', which sets the rate itself; use 'step', 'cosine' or 'constant'"))
+    if training.warmup >= training.epochs:
+        problems.append(Problem("training.warmup", f"{training.warmup} epochs; must be fewer than training.epochs ({training.epochs})"))
     if training.milestones and training.schedule != "step":
         problems.append(Problem("training.milestones", "only used with schedule 'step'"))
     if training.milestones != sorted(set(training.milestones)) or any(m >= training.epochs for m in training.milestones):
         problems.append(Problem("training.milestones", f"must be increasing epochs below training.epochs ({training.epochs})"))
     return problems
+
+
+def _check_padding(name: str, input_size: int) -> list[Problem]:
+    if name == "folder":
+        return [Problem("dataset.resize", "'pad' is for array data sets; a folder's images are resized as they are decoded")]
+    side = KNOWN_SIDES.get(name)
+    if side is not None and input_size < side:
+        return [Problem("dataset.resize", f"'pad' needs dataset.input_size of at least {name}'s {side}x{side}, not {input_size}; use 'bilinear' to shrink")]
+    return []
 
 
 def transfer_target_problems(space: Space) -> list[Problem]:

@@ -72,6 +72,10 @@ class Dataset(Strict):
         "(optional: else Keras' cache, then Debian's dataset-fashion-mnist); relative to the space file",
     )
     input_size: Annotated[int, Field(ge=1, le=1024)] = 32
+    resize: Literal["bilinear", "pad"] = Field(
+        "bilinear", description="how images reach input_size: bilinear resizing, or zero padding around the centred "
+        "image (Fashion-MNIST's 28x28 in a 32x32 frame, so that nets with five halvings see unscaled pixels)"
+    )
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = Field(
         0, description="fixes the split (test, subset, validation) and the corruption; no model seed moves it"
     )
@@ -112,6 +116,10 @@ class Training(Strict):
     learning_rate: Axis(Annotated[float, Field(gt=0, le=10)], {"type": "number", "exclusiveMinimum": 0}) = [0.05]
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     schedule: Schedule = "constant"
+    warmup: Annotated[int, Field(ge=0, le=10000)] = Field(
+        0, description="epochs over which the learning rate rises linearly from near 0 to its value (Goyal et al. 2017), "
+        "the schedule's epochs counting from the start"
+    )
     milestones: Annotated[list[Annotated[int, Field(ge=1, le=10000)]], Field(max_length=100)] = Field(
         default_factory=list, description="epochs at which the `step` schedule divides the learning rate by 10"
     )
@@ -208,6 +216,7 @@ class Space(Strict):
             "dataset": data.name,
             "dataset_path": str(data.path or ""),
             "input_size": data.input_size,
+            "resize": data.resize,
             "data_seed": data.seed,
             "test_split": data.test_split,
             "validation_split": data.validation_split,
@@ -220,6 +229,7 @@ class Space(Strict):
             **self.model.settings(),
             "momentum": training.momentum,
             "schedule": training.schedule,
+            "warmup": training.warmup,
             "milestones": training.milestones,
             "plateau_patience": training.plateau_patience,
             "epochs": training.epochs,

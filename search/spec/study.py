@@ -37,6 +37,23 @@ class Transfer(Strict):
     top: Annotated[int, Field(ge=1, le=100)] = 1
 
 
+Keys = list[Annotated[str, Field(max_length=100)]]
+Text = Annotated[str, Field(max_length=2000), AfterValidator(printable)]
+
+
+class StudyComparison(Strict):
+    """A further table of a study's trials, for a question its main table does not ask (the training loss of
+    the plain nets by depth, say): `compare`'s options, written to `results/comparisons.md` and `.json`."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    question: Text = Field(description="what the table answers, one sentence, shown above it")
+    metric: Annotated[str, Field(max_length=100)] | None = None
+    rows: Keys = Field(default_factory=list, max_length=100)
+    where: Text | None = Field(None, description="a filter, as `compare --where`")
+    baseline: Text | None = Field(None, description="the baseline group, as `compare --baseline`")
+    choose: Keys = Field(default_factory=list, max_length=100)
+
+
 class Study(Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
     spaces: list[FileName] = Field(min_length=1, max_length=MAX_FILES, description="space files run on the embedded data, relative to the study")
@@ -49,14 +66,15 @@ class Study(Strict):
     full_transfers: list[Transfer] = Field(default_factory=list, max_length=MAX_FILES)
     # a seed becomes the space's search.seed
     seeds: list[Annotated[int, Field(ge=1, le=MAX_SEED)]] = Field([1, 2, 3], min_length=1, max_length=MAX_SEEDS)
-    rows: list[Annotated[str, Field(max_length=100)]] = Field(
-        default_factory=list, max_length=100, description="report grouping (default: the axes that vary)"
-    )
-    cols: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=100)
-    choose: list[Annotated[str, Field(max_length=100)]] = Field(
+    rows: Keys = Field(default_factory=list, max_length=100, description="report grouping (default: the axes that vary)")
+    cols: Keys = Field(default_factory=list, max_length=100)
+    choose: Keys = Field(
         default_factory=list, max_length=100, description="axes picked per group on validation before reporting (e.g. learning_rate)"
     )
     metric: Annotated[str, Field(max_length=100)] | None = None
+    baseline: Text | None = Field(None, description="the main table's baseline group, as `compare --baseline`")
+    protocol: FileName | None = Field(None, description="the study's protocol, relative to the study (e.g. PROTOCOL.md), linked from its results")
+    comparisons: list[StudyComparison] = Field(default_factory=list, max_length=MAX_FILES)
 
     def experiment(self, full: bool) -> str:
         return f"study-{self.name}" + ("-full" if full else "")
@@ -85,6 +103,12 @@ def load_study(folder: Path, full: bool = False) -> tuple[Study, StudyPlan]:
     )
     if not spaces:
         raise SpaceError(path, [Problem("full_spaces", "this study has no full-scale variant")])
+    if study.protocol is not None and not (Path(folder) / study.protocol).is_file():
+        raise SpaceError(path, [Problem("protocol", f"no file {study.protocol!r} in {folder}")])
+    names = [comparison.name for comparison in study.comparisons]
+    if len(set(names)) < len(names):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise SpaceError(path, [Problem("comparisons", f"each comparison needs its own name; {', '.join(twice)} is used twice")])
     searched = {name: load_space(Path(folder) / name) for name in searches}
     for name, space in searched.items():
         if not space.model.searched:

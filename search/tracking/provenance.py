@@ -32,6 +32,19 @@ def git_commit(where: Path) -> str:
         return "unknown"
 
 
+def first_commit(path: Path) -> dict[str, str] | None:
+    """The commit that first added `path`, and its date: when a protocol was fixed. None outside a
+    repository or while the file is not committed."""
+    try:
+        log = subprocess.run(
+            ["git", "log", "--diff-filter=A", "--format=%H %cI", "--", path.name],
+            cwd=path.parent, capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": log[-2], "date": log[-1]} if len(log) >= 2 else None
+
+
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in LIBRARIES:
