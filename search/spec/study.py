@@ -56,7 +56,7 @@ class StudyComparison(Strict):
 
 class Study(Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    spaces: list[FileName] = Field(min_length=1, max_length=MAX_FILES, description="space files run on the embedded data, relative to the study")
+    spaces: list[FileName] = Field(min_length=1, max_length=MAX_FILES, description="space files of the study, relative to it")
     searches: list[FileName] = Field(
         default_factory=list, max_length=MAX_FILES, description="cell searches run first, into the experiment `study-<name>-search`"
     )
