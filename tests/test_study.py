@@ -84,6 +84,7 @@ def test_a_study_runs_every_seed_and_reproduces_exactly(tmp_path):
         assert (first_folder / "results" / name).is_file()
 
     assert first["baseline"] == "residual=True"
+    assert record["statistics"]["baseline"] == "residual=True", "the record names the table's baseline"
     assert [g["verdict"] for g in first["groups"] if g["residual"] == "True"] == ["baseline"]
     assert record["protocol"]["file"] == "PROTOCOL.md" and record["protocol"]["first_commit"]["commit"] == protocol_commit
     assert record["first_run_started"] and f"first committed {record['protocol']['first_commit']['date']}" in methods

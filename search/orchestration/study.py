@@ -168,7 +168,7 @@ REPLICATE_METRICS = ("best_val_accuracy", "best_val_loss", "test_accuracy", "tes
 def statistics_used(tracking_uri: str, experiment: str, study: Study) -> dict:
     """What the study's table computed, in words a methods section can quote."""
     comparison = load_comparison(tracking_uri, [experiment], rows=study.rows or None, cols=study.cols or None, metric=study.metric,
-                                 choose=study.choose or None)[0]
+                                 choose=study.choose or None, baseline=study.baseline)[0]
     tests = sorted(set(comparison.table["test"].dropna()))
     return {
         "metric": comparison.metric,
