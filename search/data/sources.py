@@ -24,7 +24,7 @@ from typing import BinaryIO, Literal
 import numpy as np
 
 from search.errors import DataError, reported_as
-from search.spec.consistency import IDX_TRAIN_FILES, OFFICIAL_TEST_SETS
+from search.spec.consistency import IDX_TRAIN_FILES, KNOWN_SHAPES, OFFICIAL_TEST_SETS
 from search.spec.schema import Dataset
 
 KERAS_DATASETS = ("cifar10", "cifar100")  # still loaded (downloaded once) by keras.datasets
@@ -40,14 +40,6 @@ GZIP_MAX_RATIO = 1032
 READ_CHUNK = 1 << 20  # bytes per read: a gzip stream's readinto would otherwise copy the whole request
 # How Keras names them in its cache folder (keras/src/datasets/mnist.py, fashion_mnist.py)
 KERAS_CACHE_NAMES = {"mnist": "mnist.npz", "fashion_mnist": "fashion-mnist"}
-# (images, height, width, channels, classes) of the named sets: known without loading them
-KNOWN_SHAPES = {
-    "digits": (1797, 8, 8, 1, 10),
-    "mnist": (60000, 28, 28, 1, 10),
-    "fashion_mnist": (60000, 28, 28, 1, 10),
-    "cifar10": (50000, 32, 32, 3, 10),
-    "cifar100": (50000, 32, 32, 3, 100),
-}
 # What Keras' image_dataset_from_directory reads, in its order (the folder loader keeps its results)
 IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 

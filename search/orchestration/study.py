@@ -57,8 +57,7 @@ def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_
             records.append(search_record(target_path, seed, result.trials))
     out = folder / ("results-full" if full else "results")
     try:
-        write_report(tracking_uri, [experiment], out, rows=study.rows or None, cols=study.cols or None, metric=study.metric,
-                     choose=study.choose or None, baseline=study.baseline)
+        write_report(tracking_uri, [experiment], out, **study.table_options())
         write_comparisons(tracking_uri, experiment, study.comparisons, out)
     except UserError as error:
         raise error.at(f"{folder / STUDY_FILE}: the searches ran, but the report failed") from None
@@ -83,8 +82,7 @@ def write_comparisons(tracking_uri: str | None, experiment: str, comparisons: li
     sections, tables = [f"# Further comparisons ({experiment})", ""], {}
     for item in comparisons:
         try:
-            comparison, _ = load_comparison(tracking_uri, [experiment], rows=item.rows or None, metric=item.metric,
-                                            where=item.where, baseline=item.baseline, choose=item.choose or None)
+            comparison, _ = load_comparison(tracking_uri, [experiment], **item.options())
         except UserError as error:
             raise error.at(f"comparison {item.name!r}") from None
         options = [("--rows", ",".join(item.rows)), ("--metric", item.metric), ("--where", item.where),
@@ -167,8 +165,7 @@ REPLICATE_METRICS = ("best_val_accuracy", "best_val_loss", "test_accuracy", "tes
 
 def statistics_used(tracking_uri: str, experiment: str, study: Study) -> dict:
     """What the study's table computed, in words a methods section can quote."""
-    comparison = load_comparison(tracking_uri, [experiment], rows=study.rows or None, cols=study.cols or None, metric=study.metric,
-                                 choose=study.choose or None, baseline=study.baseline)[0]
+    comparison = load_comparison(tracking_uri, [experiment], **study.table_options())[0]
     tests = sorted(set(comparison.table["test"].dropna()))
     return {
         "metric": comparison.metric,

@@ -15,9 +15,14 @@ from search.spec.schema import Space
 
 MAX_GRID = 10_000  # candidates a search may default to trying all of; a larger grid needs search.max_trials
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
-# The side of the embedded and named data sets' images, for `resize: pad`
-KNOWN_SIDES = {"digits": 8, "mnist": 28, "fashion_mnist": 28, "cifar10": 32, "cifar100": 32}
-KNOWN_SIZES = {"digits": 1797, "mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000, "cifar100": 50000}
+# (images, height, width, channels, classes) of the embedded and named data sets: known without loading them
+KNOWN_SHAPES = {
+    "digits": (1797, 8, 8, 1, 10),
+    "mnist": (60000, 28, 28, 1, 10),
+    "fashion_mnist": (60000, 28, 28, 1, 10),
+    "cifar10": (50000, 32, 32, 3, 10),
+    "cifar100": (50000, 32, 32, 3, 100),
+}
 OFFICIAL_TEST_SETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")  # their own test part is the test set, not test_split's
 # The training part's (images, labels) IDX files, each plain or `.gz`, that a dataset.path folder of
 # mnist or fashion_mnist holds (as both are distributed)
@@ -36,7 +41,7 @@ def check_consistency(space: Space, transfer_target: bool = False) -> list[Probl
     elif data.path is not None:
         problems.append(Problem("dataset.path", f"only used with dataset.name 'npz' or 'folder' (or 'mnist' and 'fashion_mnist', for "
                                 f"a folder of their IDX files), not {data.name!r}"))
-    known = KNOWN_SIZES.get(data.name) if data.path is None else None  # files of one's own may hold any number
+    known = KNOWN_SHAPES[data.name][0] if data.name in KNOWN_SHAPES and data.path is None else None  # files of one's own may hold any number
     if data.subset is not None and known is not None:
         held = 0 if data.name in OFFICIAL_TEST_SETS else round(known * data.test_split)
         if data.subset > known - held:
@@ -71,7 +76,7 @@ def check_consistency(space: Space, transfer_target: bool = False) -> list[Probl
 def _check_padding(name: str, input_size: int) -> list[Problem]:
     if name == "folder":
         return [Problem("dataset.resize", "'pad' is for array data sets; a folder's images are resized as they are decoded")]
-    side = KNOWN_SIDES.get(name)
+    side = KNOWN_SHAPES[name][1] if name in KNOWN_SHAPES else None
     if side is not None and input_size < side:
         return [Problem("dataset.resize", f"'pad' needs dataset.input_size of at least {name}'s {side}x{side}, not {input_size}; use 'bilinear' to shrink")]
     return []

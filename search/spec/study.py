@@ -53,6 +53,10 @@ class StudyComparison(Strict):
     baseline: Text | None = Field(None, description="the baseline group, as `compare --baseline`")
     choose: Keys = Field(default_factory=list, max_length=100)
 
+    def options(self) -> dict:
+        """Its `compare` options."""
+        return {"rows": self.rows or None, "metric": self.metric, "where": self.where, "baseline": self.baseline, "choose": self.choose or None}
+
 
 class Study(Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
@@ -75,6 +79,11 @@ class Study(Strict):
     baseline: Text | None = Field(None, description="the main table's baseline group, as `compare --baseline`")
     protocol: FileName | None = Field(None, description="the study's protocol, relative to the study (e.g. PROTOCOL.md), linked from its results")
     comparisons: list[StudyComparison] = Field(default_factory=list, max_length=MAX_FILES)
+
+    def table_options(self) -> dict:
+        """The main table's `compare` options: one set for its report and its methods record alike."""
+        return {"rows": self.rows or None, "cols": self.cols or None, "metric": self.metric, "choose": self.choose or None,
+                "baseline": self.baseline}
 
     def experiment(self, full: bool) -> str:
         return f"study-{self.name}" + ("-full" if full else "")

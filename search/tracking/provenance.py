@@ -20,14 +20,16 @@ def file_hash(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _git(where: Path, *args: str) -> str:
+    """git's output in `where`; raises OSError or SubprocessError outside a repository or without git."""
+    return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+
+
 def git_commit(where: Path) -> str:
     """The commit of the repository holding `where`, with '+dirty' when it has uncommitted changes."""
     try:
-        run = lambda *args: subprocess.run(  # noqa: E731
-            ["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        commit = run("rev-parse", "HEAD")
-        return commit + ("+dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+        commit = _git(where, "rev-parse", "HEAD")
+        return commit + ("+dirty" if _git(where, "status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -36,10 +38,7 @@ def first_commit(path: Path) -> dict[str, str] | None:
     """The commit that first added `path`, and its date: when a protocol was fixed. None outside a
     repository or while the file is not committed."""
     try:
-        log = subprocess.run(
-            ["git", "log", "--diff-filter=A", "--format=%H %cI", "--", path.name],
-            cwd=path.parent, capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.split()
+        log = _git(path.parent, "log", "--diff-filter=A", "--format=%H %cI", "--", path.name).split()
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": log[-2], "date": log[-1]} if len(log) >= 2 else None
