@@ -46,7 +46,7 @@ def test_shared_seeds_are_paired_and_match_the_paired_formula():
     assert result.diff == pytest.approx(d)
     assert result.p == pytest.approx(2 * stats.t.sf(abs(t), 5))
     assert (result.low, result.high) == pytest.approx((d - T_975[5] * sd / math.sqrt(6), d + T_975[5] * sd / math.sqrt(6)), abs=1e-4)
-    assert result.needed == max(2, math.ceil(8 * (sd / d) ** 2))
+    assert result.needed == needed(sd, d)
 
 
 def test_without_shared_seeds_the_arms_are_compared_by_welch():
@@ -61,7 +61,7 @@ def test_without_shared_seeds_the_arms_are_compared_by_welch():
     assert result.p == pytest.approx(2 * stats.t.sf(abs(d) / math.sqrt(va + vb), dof))
     assert (result.low, result.high) == pytest.approx((d - half, d + half))
     pooled = math.sqrt(((len(a) - 1) * a.var(ddof=1) + (len(b) - 1) * b.var(ddof=1)) / (len(a) + len(b) - 2))
-    assert result.needed == math.ceil(8 * (math.sqrt(2) * pooled / d) ** 2), "s is the sd of one unpaired difference"
+    assert result.needed == needed(math.sqrt(2) * pooled, d), "s is the sd of one unpaired difference"
 
 
 def test_pairing_by_seed_changes_the_test_and_removes_the_seed_effect():
@@ -121,17 +121,27 @@ def test_holm_leaves_one_p_alone_and_skips_missing_ones():
     assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])
 
 
-def test_needed_replicates_give_about_80_percent_power():
-    """Simulated: paired differences with sd s and mean d, n = needed(s, d) replicates, tested at 0.05."""
-    s, d = 1.0, 0.5
-    n = needed(s, d)
-    assert n == 32
-    rng = np.random.default_rng(0)
-    samples = rng.normal(d, s, size=(4000, n))
+def simulated_power(n: int, d: float, s: float, alpha: float, trials: int = 20_000) -> float:
+    """How often a two-sided paired t-test at `alpha` rejects, over simulated studies of n differences ~ N(d, s)."""
+    samples = np.random.default_rng(0).normal(d, s, size=(trials, n))
     t = samples.mean(axis=1) / (samples.std(axis=1, ddof=1) / math.sqrt(n))
-    power = np.mean(np.abs(t) > stats.t.ppf(0.975, n - 1))
-    assert 0.74 < power < 0.86
+    return float(np.mean(np.abs(t) > stats.t.ppf(1 - alpha / 2, n - 1)))
+
+
+@pytest.mark.parametrize("s, d, alpha", [(1.0, 0.5, 0.05), (1.0, 1.5, 0.05), (1.0, 1.5, 0.01), (0.3, 0.1, 0.05 / 3)])
+def test_needed_replicates_are_the_fewest_with_80_percent_power(s, d, alpha):
+    """Simulated studies: n = needed(s, d, alpha) replicates reach 80% power, n - 1 do not (within the
+    simulation's error); at few replicates that is more than the rule of thumb 8 (s/d)^2."""
+    n = needed(s, d, alpha)
+    assert simulated_power(n, d, s, alpha) > 0.79 and (n - 1 < 2 or simulated_power(n - 1, d, s, alpha) < 0.81)
+    if alpha == 0.05:
+        assert n >= math.ceil(8 * (s / d) ** 2)
+
+
+def test_needed_grows_as_alpha_falls_and_handles_edges():
+    assert needed(1.0, 1.5) == 6 and needed(1.0, 1.5, 0.01) == 9 and math.ceil(8 / 1.5**2) == 4  # vgg_depth's B - D
     assert needed(1.0, 0.0) is None and needed(math.nan, 0.1) is None and needed(0.0, 0.1) == 2
+    assert needed(1.0, 1e-4) == 10**6, "beyond a million replicates the count stops"
 
 
 def arms(shifts: dict, noise=0.001, seeds=5, metric="best_val_accuracy", base=0.80):

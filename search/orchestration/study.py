@@ -175,7 +175,8 @@ def statistics_used(tracking_uri: str, experiment: str, study: Study) -> dict:
         "(ttest_ind, equal_var=False), with its 95% interval",
         "tests_used": tests,
         "correction": f"Holm over the {int(comparison.table['p'].notna().sum())} comparisons with the baseline",
-        "decision": f"resolved where the Holm-corrected p < {ALPHA}; replicates needed at 80% power: 8 (s/d)^2",
+        "decision": f"resolved where the Holm-corrected p < {ALPHA}; replicates needed: the fewest per arm with 80% "
+        f"power in a two-sided t-test at {ALPHA} / m, m the comparisons with the baseline (noncentral t)",
         "convergence": "training loss slope over the last epochs (training.convergence); a verdict resting on a "
         "replicate above the tolerance says 'not converged'",
         "chosen_on_validation": ", ".join(comparison.chosen) or "nothing",

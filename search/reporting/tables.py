@@ -235,10 +235,9 @@ def _against_baseline(table: pd.DataFrame, replicates: list, unconverged: list[b
     compared = []
     if base is not None:
         verdicts[base] = BASELINE
-        for i, (values, seeds) in enumerate(replicates):
-            if i == base or len(values) == 0:
-                continue
-            result = difference(values, seeds, *replicates[base])
+        others = [i for i, (values, _) in enumerate(replicates) if i != base and len(values)]
+        for i in others:  # `needed` at Holm's strictest level, alpha / m: a replicate count that resolves under the correction
+            result = difference(*replicates[i], *replicates[base], alpha=ALPHA / len(others))
             for name, value in zip(columns, (result.diff, result.low, result.high, result.p)):
                 columns[name][i] = value
             tests[i], needs[i], sizes[i] = result.test, result.needed, result.n
