@@ -99,6 +99,37 @@ def test_a_study_runs_every_seed_and_reproduces_exactly(tmp_path):
         (second_folder / "results" / "record.json").read_text())["protocol"] is None
 
 
+def test_a_study_changed_mid_run_is_refused_until_started_fresh(tmp_path, monkeypatch):
+    """A protocol change after a study's runs began (fewer epochs, say) must not continue the interrupted
+    search under the new space; `study --fresh` starts it over and the abandoned runs stay on record."""
+    from faults import faulty_writer
+
+    from search import files
+    from search.tracking.client import experiment_runs
+    from search.tracking.tags import SEARCH_ROLE
+
+    folder = make_study(tmp_path / "s")
+    (folder / "study.yaml").write_text((folder / "study.yaml").read_text().replace("seeds: [3, 4]", "seeds: [3]"))
+    uri, tuner = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "tuner"
+    study = lambda *extra: runner.invoke(app, ["study", str(folder), "--tracking-uri", uri, "--tuner-dir", str(tuner), *extra])  # noqa: E731
+    mark = tmp_path / "enospc.mark"
+    with monkeypatch.context() as patched:  # the disk fills once the first trial has ended: the search stops there
+        patched.setattr(files, "_write_all", faulty_writer("enospc", "oracle.json", '"end_order": ["0"]', 1, mark, files._write_all))
+        interrupted = study()
+    assert mark.exists() and interrupted.exit_code == 2 and "No space left on device" in interrupted.output, interrupted.output
+    (folder / "space.yaml").write_text((folder / "space.yaml").read_text().replace("epochs: 2", "epochs: 3"))
+    refused = study()
+    assert refused.exit_code == 2 and "training.epochs: 2 -> 3" in refused.output and "--fresh" in refused.output, refused.output
+    assert not (folder / "results").exists()
+    fresh = study("--fresh")
+    assert fresh.exit_code == 0, fresh.output
+    searches = experiment_runs(uri, "study-tiny_study", SEARCH_ROLE)["status"]
+    assert sorted(searches) == ["FAILED", "FINISHED"], "the full disk ended the first search FAILED; the fresh one finished"
+    record = json.loads((folder / "results" / "record.json").read_text())
+    assert [s["seed"] for s in record["searches"]] == [3] and record["searches"][0]["trials_finished"] == 2
+    assert sorted(r["status"] for r in record["runs"]) == ["FAILED", "FINISHED"], "the abandoned search counts in the record"
+
+
 def test_a_study_without_a_full_variant_says_so(tmp_path):
     folder = make_study(tmp_path / "s")
     result = runner.invoke(app, ["study", str(folder), "--full"])

@@ -305,8 +305,11 @@ def study_command(
     full: Annotated[bool, typer.Option("--full", help="Run the full-scale variant (GPU and the real data set).")] = False,
     tracking_uri: TrackingOpt = None,
     tuner_dir: TunerDirOpt = Path("mlruns") / "tuner",
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start every search of the study over (after a change to its spaces); "
+                                        "the earlier runs stay in MLflow and count in the methods record.")] = False,
 ):
-    """Run a study: every space over every seed, then its report and methods record into FOLDER/results."""
+    """Run a study: every space over every seed, then its report and methods record into FOLDER/results.
+    Run again, it continues where it stopped."""
     from search.spec.study import load_study
 
     study, plan = load_study(folder, full)
@@ -319,7 +322,7 @@ def study_command(
 
     def run_one(space, space_path: Path, origin):
         return _search_with_progress(console, space, space_path, search=_searching(
-            space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, origin=origin,
+            space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, origin=origin,
             model_groups=study.rows or space.varying_names()))  # a kept model for the best trial of each group
 
     out = run_study(folder, study, plan, full, tracking_uri, run_one)
