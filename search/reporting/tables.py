@@ -232,16 +232,14 @@ def _against_baseline(table: pd.DataFrame, replicates: list, unconverged: list[b
     verdicts: list = [None] * len(table)
     needs: list = [None] * len(table)
     sizes = [0] * len(table)
-    compared = []
+    compared = [] if base is None else [i for i, (values, _) in enumerate(replicates) if i != base and len(values)]
     if base is not None:
         verdicts[base] = BASELINE
-        others = [i for i, (values, _) in enumerate(replicates) if i != base and len(values)]
-        for i in others:  # `needed` at Holm's strictest level, alpha / m: a replicate count that resolves under the correction
-            result = difference(*replicates[i], *replicates[base], alpha=ALPHA / len(others))
-            for name, value in zip(columns, (result.diff, result.low, result.high, result.p)):
-                columns[name][i] = value
-            tests[i], needs[i], sizes[i] = result.test, result.needed, result.n
-            compared.append(i)
+    for i in compared:  # `needed` at Holm's strictest level, alpha / m: a replicate count that resolves under the correction
+        result = difference(*replicates[i], *replicates[base], alpha=ALPHA / len(compared))
+        for name, value in zip(columns, (result.diff, result.low, result.high, result.p)):
+            columns[name][i] = value
+        tests[i], needs[i], sizes[i] = result.test, result.needed, result.n
     adjusted = holm(columns["p"])
     for i in compared:
         if adjusted[i] < ALPHA:
