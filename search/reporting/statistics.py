@@ -122,7 +122,9 @@ def needed(spread: float, diff: float, alpha: float = ALPHA) -> int | None:
     if spread == 0:
         return MIN_PAIRS
     effect = abs(diff) / spread
-    low, high = MIN_PAIRS - 1, MIN_PAIRS  # power(low) < POWER <= power(high), found by doubling then halving
+    # power(low) < POWER <= power(high), found by doubling then halving: the noncentral t is only evaluated
+    # near the answer (a root finder over [2, MAX_NEEDED] steps to large n, where scipy's nct returns NaN)
+    low, high = MIN_PAIRS - 1, MIN_PAIRS
     while _power(high, effect, alpha) < POWER:
         if high >= MAX_NEEDED:
             return MAX_NEEDED
