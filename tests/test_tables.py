@@ -74,6 +74,12 @@ def test_loss_metrics_rank_ascending_and_top_k():
     assert result.table["mean"].tolist() == pytest.approx([0.05, 0.2])
 
 
+def test_costs_rank_ascending_so_fewer_seconds_is_the_better_direction():
+    result = compare(KNOWN, metric="train_seconds")
+    assert not result.maximise
+    assert result.table["mean"].tolist()[0] == pytest.approx(2.0), "the cheapest group ranks first"
+
+
 def test_rows_where_and_errors():
     assert compare(KNOWN, rows=["residual"]).table.set_index("residual").loc["True", "n"] == 4
     kept = filter_trials(KNOWN, "depth = 20 and residual == 'True'")

@@ -22,10 +22,9 @@ import pandas as pd
 
 from search.errors import TableError
 from search.reporting.statistics import ALPHA, LEVEL, difference, holm, summarise
-from search.spec.metrics import best_metric, minimised
+from search.spec.metrics import COSTS, best_metric, minimised
 from search.tracking.tags import MODEL_TAG, VARYING_TAG
 
-COSTS = ("params", "flops", "train_seconds")
 SEARCH_COST = "search_hours"  # on transferred cells: the device-hours of the search that found them
 FORMATS = ("markdown", "latex", "csv", "html", "json")
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 
+COSTS = ("params", "flops", "train_seconds")  # what a trial costs: fewer is better
+
+
 def minimised(metric: str) -> bool:
-    """Losses are minimised; everything else (accuracies) is maximised."""
-    return metric.endswith("loss")
+    """Losses and costs are minimised; everything else (accuracies) is maximised."""
+    return metric.endswith("loss") or metric in COSTS
 
 
 def best_metric(objective: str) -> str:
