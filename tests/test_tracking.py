@@ -60,6 +60,58 @@ def test_a_new_sqlite_store_appears_complete_or_not_at_all(tmp_path):
     assert MlflowClient(f"sqlite:///{db}").get_experiment_by_name("Default") is not None
 
 
+def test_a_new_store_is_a_copy_of_one_migrated_once_and_works_like_one_migrated_by_mlflow(tmp_path, monkeypatch):
+    import sqlite3
+
+    import mlflow
+
+    from search.tracking.client import create_sqlite_store
+    from search.tracking.store import check_store
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    template = tmp_path / "cache" / "archsearch" / f"empty-store-mlflow-{mlflow.__version__}.db"
+    direct = tmp_path / "direct.db"
+    MlflowClient(f"sqlite:///{direct}").search_experiments(max_results=1)  # MLflow's own migrations
+
+    first, second = tmp_path / "a" / "mlflow.db", tmp_path / "b" / "mlflow.db"
+    create_sqlite_store(first)
+    built = template.stat().st_mtime_ns
+    create_sqlite_store(second)
+    assert template.stat().st_mtime_ns == built, "the template is built once and then copied"
+    assert check_store(first) == check_store(second) == check_store(direct)
+    tables = lambda db: sorted(r[0] for r in sqlite3.connect(db).execute("select name from sqlite_master where type = 'table'"))  # noqa: E731
+    assert tables(second) == tables(direct)
+    uri = f"sqlite:///{second}"
+    tracker = Tracker(uri, "copied")
+    run = tracker.start_run("search", params={"seed": 1}, tags={})
+    tracker.log_metrics(run, {"params": 10.0})
+    tracker.end_run(run, "FINISHED")
+    assert MlflowClient(uri).get_run(run).data.metrics["params"] == 10.0
+    assert MlflowClient(f"sqlite:///{first}").search_runs([tracker.experiment_id]) == [], "stores share nothing"
+    default = MlflowClient(uri).get_experiment_by_name("Default")
+    assert default.artifact_location == (second.parent / "artifacts").resolve().as_uri()
+
+
+def test_a_damaged_template_is_rebuilt_and_an_unwritable_cache_falls_back_to_migrating(tmp_path, monkeypatch):
+    import mlflow
+
+    from search.tracking.client import create_sqlite_store
+    from search.tracking.store import check_store
+
+    template = tmp_path / "cache" / "archsearch" / f"empty-store-mlflow-{mlflow.__version__}.db"
+    template.parent.mkdir(parents=True)
+    template.write_bytes(b"not a database")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    create_sqlite_store(tmp_path / "a" / "mlflow.db")
+    assert check_store(template) == check_store(tmp_path / "a" / "mlflow.db")
+
+    (tmp_path / "file").write_text("a file where the cache folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "file"))
+    create_sqlite_store(tmp_path / "b" / "mlflow.db")
+    assert check_store(tmp_path / "b" / "mlflow.db") == check_store(template)
+    assert [p.name for p in (tmp_path / "b").iterdir()] == ["mlflow.db"]
+
+
 def test_a_deleted_experiment_is_refused_with_a_clear_error(tmp_path):
     import pytest
 

@@ -38,7 +38,9 @@ from search.models.costs import model_costs  # noqa: E402
 from search.reporting.statistics import convergence  # noqa: E402
 from search.spec.metrics import minimised  # noqa: E402
 from search.spec.schema import Space  # noqa: E402
-from search.tracking.client import save_keras_model  # noqa: E402
+from search.tracking.client import preload_model_format, save_keras_model  # noqa: E402
+
+preload_model_format()  # as TensorFlow above: the fork server pays for it once
 
 GROWTH_LIMIT_MIB = 256  # a trial process takes no new trial once it has grown this much since its first
 

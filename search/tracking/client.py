@@ -12,6 +12,8 @@ import functools
 import json
 import math
 import os
+import shutil
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -49,7 +51,9 @@ DEFAULT_UI_COLUMNS = ("attributes.`Source`", "attributes.`Models`")  # of the UI
 def create_sqlite_store(db: Path) -> None:
     """MLflow builds a new sqlite store's tables in a few dozen migration steps; a kill in between leaves
     a store that no later run can open. So a new store is built under a temporary name and linked into
-    place in one step (a link, not a rename, so that a store another process made meanwhile is kept)."""
+    place in one step (a link, not a rename, so that a store another process made meanwhile is kept).
+    It is built by copying an empty store migrated once per MLflow version (`_empty_store`): the migrations
+    take seconds, a copy milliseconds."""
     if db.exists() or db.is_symlink():
         check_store(db)  # a damaged store is refused, never built over
         return
@@ -57,13 +61,55 @@ def create_sqlite_store(db: Path) -> None:
     with reported_as(TrackingError, f"create the MLflow store {db}"):
         db.parent.mkdir(parents=True, exist_ok=True)
         temporary.unlink(missing_ok=True)
-    MlflowClient(f"sqlite:///{temporary}").search_experiments(max_results=1)
+        try:
+            template = _empty_store()
+            if template is None:
+                MlflowClient(f"sqlite:///{temporary}").search_experiments(max_results=1)
+            else:
+                shutil.copyfile(template, temporary)
+                # MLflow's own "Default" experiment points where the store was built: point it beside this one
+                with contextlib.closing(sqlite3.connect(temporary)) as connection, connection:
+                    connection.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (_artifact_root(db),))
+        except BaseException:  # a full disk, a kill: no half-built store is left behind
+            temporary.unlink(missing_ok=True)
+            raise
     try:
         os.link(temporary, db)
     except FileExistsError:
         pass
     finally:
         temporary.unlink()
+
+
+def _artifact_root(db: Path) -> str:
+    """Where the runs of the store at `db` keep their artifacts: `artifacts/` beside it."""
+    return (db.parent / "artifacts").resolve().as_uri()
+
+
+def _empty_store() -> Path | None:
+    """A migrated, empty sqlite store for this MLflow version in the user's cache (`$XDG_CACHE_HOME` or
+    ~/.cache, under archsearch/), built there once, atomically; None where the cache cannot be written
+    (the caller then migrates its store itself)."""
+    import mlflow
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "archsearch"
+    template = cache / f"empty-store-mlflow-{mlflow.__version__}.db"
+    try:
+        check_store(template)
+        return template
+    except TrackingError:
+        pass  # missing or damaged: built again
+    building = cache / f".{template.name}.{os.getpid()}.building"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        building.unlink(missing_ok=True)
+        MlflowClient(f"sqlite:///{building}").search_experiments(max_results=1)
+        os.replace(building, template)
+    except (OSError, MlflowException):
+        with contextlib.suppress(OSError):
+            building.unlink(missing_ok=True)
+        return None
+    return template
 
 
 @dataclass(frozen=True)
@@ -130,7 +176,7 @@ class Tracker:
         artifact_location = None
         if db is not None:
             create_sqlite_store(db)
-            artifact_location = (db.parent / "artifacts").resolve().as_uri()
+            artifact_location = _artifact_root(db)
         self.client = _PatientClient(MlflowClient(tracking_uri), tracking_uri, patience or Patience())
         try:
             found = self.client.get_experiment_by_name(experiment)
@@ -320,6 +366,12 @@ def metric_histories(tracking_uri: str, run_ids: list[str], keys: tuple[str, ...
         for metric in client.get_metric_history(run_id, key)
     ]
     return pd.DataFrame(rows, columns=["run_id", "key", "step", "value"])
+
+
+def preload_model_format() -> None:
+    """Import MLflow's Keras flavour now (about a second), in a process that forks trial processes, rather
+    than in every trial process at its first saved model."""
+    import mlflow.keras  # noqa: F401
 
 
 def save_keras_model(model, folder: Path, example) -> None:
