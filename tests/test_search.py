@@ -1,6 +1,7 @@
 """End to end: `archsearch run` on a real tiny search, read back from the MLflow store."""
 
 import json
+import os
 
 import pytest
 from conftest import TINY_SPACE, write
@@ -31,7 +32,7 @@ def store_runs(uri):
 def finished_search(tmp_path_factory):
     """One real 2-trial grid search (plain vs residual ResNet-8), shared by the assertions below."""
     root = tmp_path_factory.mktemp("search")
-    space = write(root / "tiny.yaml", TINY_SPACE)
+    space = write(root / "tiny.yaml", TINY_SPACE.replace("latency_calls: 0", "latency_calls: 5"))
     uri = f"sqlite:///{root / 'store' / 'mlflow.db'}"
     result = run_cli("run", str(space), "--tracking-uri", uri, "--tuner-dir", str(root / "tuner"))
     assert result.exit_code == 0, result.output
@@ -82,6 +83,11 @@ def test_trial_runs_carry_params_curves_costs_and_provenance(finished_search):
     assert tags["space_hash"] == file_hash(space)
     assert tags["seed"] == "7" and tags["version.tensorflow"].startswith("2.")
     assert "git_commit" in tags and "version.keras-tuner" in tags
+    # measured inference time of the trained model, and the machine it was measured on
+    from search.tracking.provenance import cpu_name
+
+    assert 0 < metrics["latency_ms"] and 0 < metrics["latency_batch_ms"]
+    assert cpu_name() in tags["hardware"] and f"{os.cpu_count()} CPUs" in tags["hardware"]
     # under save_models: best, the better trial by validation (the earlier on a tie) keeps its model, the other none
     best = max(trials, key=lambda t: (t.data.metrics["best_val_accuracy"], -t.info.start_time))
     for each in trials:

@@ -80,6 +80,15 @@ def test_costs_rank_ascending_so_fewer_seconds_is_the_better_direction():
     assert result.table["mean"].tolist()[0] == pytest.approx(2.0), "the cheapest group ranks first"
 
 
+def test_measured_latency_is_a_cost_column_where_trials_logged_it():
+    assert "latency_ms" not in compare(KNOWN).table, "shown only where measured"
+    timed = KNOWN.assign(latency_ms=[1.0, 3.0, 2.0, 9.0, math.nan, 8.0, math.nan])
+    result = compare(timed, metric="latency_ms")
+    assert not result.maximise and result.table.set_index(["depth", "residual"]).loc[(20, "True"), "latency_ms"] == pytest.approx(2.0)
+    header = render(compare(timed), "markdown").splitlines()[0]
+    assert "latency_ms" in header and header.index("train_seconds") < header.index("latency_ms")
+
+
 def test_rows_where_and_errors():
     assert compare(KNOWN, rows=["residual"]).table.set_index("residual").loc["True", "n"] == 4
     kept = filter_trials(KNOWN, "depth = 20 and residual == 'True'")

@@ -35,6 +35,7 @@ import keras_tuner as kt  # noqa: E402
 from search.data import Data  # noqa: E402
 from search.engine.hypermodel import SpaceHyperModel  # noqa: E402
 from search.models.costs import model_costs  # noqa: E402
+from search.models.latency import latency  # noqa: E402
 from search.reporting.statistics import convergence  # noqa: E402
 from search.spec.metrics import minimised  # noqa: E402
 from search.spec.schema import Space  # noqa: E402
@@ -67,7 +68,7 @@ class TrialFailed(Exception):
 
 def serve_trials(jobs, events, search_pid: int, threads: int | None) -> None:
     """Entry point of a trial process: for each job from `jobs` sends ("built", costs, summary),
-    ("epoch", replicate, epoch, logs)... and ("tested", replicate, test metrics) per replicate, ("model", replicate)
+    ("epoch", replicate, epoch, logs)... and ("tested", replicate, test metrics) per replicate, ("timed", latency), ("model", replicate)
     when it kept the best replicate's model, then ("done", seconds spent in fit, MiB its peak size grew
     since the first trial) or ("error", reason, traceback). Ends at a None job, after a failed trial,
     or when the search process is gone (`search_pid`: kill -9, crash). `threads` caps TensorFlow's CPU
@@ -153,6 +154,9 @@ def _run(job: TrialJob, events) -> float:
             if kept is None or selected.best > kept[0]:
                 kept = (selected.best, replicate, selected.weights)
         events.put(("tested", replicate, measured | hypermodel.test(job.hyperparameters, model)))
+    calls = job.space.tracking.latency_calls
+    if calls:  # the weights do not change the time: the last replicate's model stands for all
+        events.put(("timed", latency(model, hypermodel.data.x_val, job.hyperparameters.values["batch_size"], calls)))
     if job.model_to is not None and kept is not None:
         keep_model(model, kept[2], hypermodel.data.x_val[:2], job.model_to)
         events.put(("model", kept[1]))

@@ -190,6 +190,8 @@ class TrackedTuner(compat.DeclaringTuner):
                 kept = payload[0]
             elif kind == "built":
                 costs, summary = payload
+            elif kind == "timed":
+                costs = costs | payload[0]
             elif kind == "epoch":
                 replicate, epoch, logs = payload
                 while len(curves) <= replicate:

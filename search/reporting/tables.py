@@ -22,7 +22,7 @@ import pandas as pd
 
 from search.errors import TableError
 from search.reporting.statistics import ALPHA, LEVEL, difference, holm, summarise
-from search.spec.metrics import COSTS, best_metric, minimised
+from search.spec.metrics import COSTS, MEASURED_COSTS, best_metric, minimised
 from search.tracking.tags import MODEL_TAG, VARYING_TAG
 
 SEARCH_COST = "search_hours"  # on transferred cells: the device-hours of the search that found them
@@ -110,7 +110,7 @@ def compare(
         keys += choose  # one value per group now: shown as a column of its own
     maximise = not minimised(metric)
     finished = trials[trials["status"] == "FINISHED"]
-    costs = [*COSTS, SEARCH_COST] if SEARCH_COST in trials and trials[SEARCH_COST].notna().any() else list(COSTS)
+    costs = [*COSTS, *(cost for cost in MEASURED_COSTS if cost in trials and trials[cost].notna().any())]
     every = replicate_values(finished, metric)  # indexed by trial: each group takes its trials' rows
     ranked_by = ranking_metric(trials, metric)
     ranking = every if ranked_by == metric else replicate_values(finished, ranked_by)
@@ -379,8 +379,9 @@ def display_frame(comparison: Comparison, cols: list[str] | None = None) -> pd.D
     shown["params"] = table["params"].map(_si)
     shown["flops"] = table["flops"].map(_si)
     shown["train_seconds"] = table["train_seconds"].map(lambda v: "-" if pd.isna(v) else f"{v:.1f}")
-    if SEARCH_COST in table:
-        shown[SEARCH_COST] = table[SEARCH_COST].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}")
+    for cost, digits in (("latency_ms", 2), ("latency_batch_ms", 2), (SEARCH_COST, 3)):
+        if cost in table:
+            shown[cost] = table[cost].map(lambda v, d=digits: "-" if pd.isna(v) else f"{v:.{d}f}")
     shown["95% CI"] = [_interval(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])]
     shown["difference (95% CI)"] = [_difference(*r) for r in zip(table["diff"], table["diff_low"], table["diff_high"])]
     shown["p"] = table["p"].map(_p)
@@ -489,8 +490,8 @@ def ranking_frame(comparison: Comparison) -> pd.DataFrame:
     """The plain text frame (no emphasis markers) for the terminal after a search: narrow enough for 80
     columns, so the statistics and costs but parameters are left to `archsearch compare`, the verdicts to
     `verdict_lines`, and `failed` is shown only where a trial failed."""
-    omitted = [*TERMINAL_OMITS, "flops", "train_seconds"] + ([] if comparison.table["failed"].any() else ["failed"])
-    shown = display_frame(comparison).drop(columns=omitted)
+    omitted = [*TERMINAL_OMITS, "flops", "train_seconds", "latency_batch_ms"] + ([] if comparison.table["failed"].any() else ["failed"])
+    shown = display_frame(comparison).drop(columns=omitted, errors="ignore")
     return shown.map(lambda v: v.replace(BEST, " *") if isinstance(v, str) else v)
 
 

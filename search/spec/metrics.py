@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 
-COSTS = ("params", "flops", "train_seconds")  # what a trial costs: fewer is better
+COSTS = ("params", "flops", "train_seconds")  # what every trial costs: fewer is better
+MEASURED_COSTS = ("latency_ms", "latency_batch_ms", "search_hours")  # what some trials cost, where it was measured
 
 
 def minimised(metric: str) -> bool:
     """Losses and costs are minimised; everything else (accuracies) is maximised."""
-    return metric.endswith("loss") or metric in COSTS
+    return metric.endswith("loss") or metric in COSTS or metric in MEASURED_COSTS
 
 
 def best_metric(objective: str) -> str:

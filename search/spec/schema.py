@@ -186,6 +186,10 @@ class Tracking(Strict):
     experiment: Annotated[str, Field(min_length=1, max_length=MAX_EXPERIMENT_CHARS), AfterValidator(printable)] | None = Field(
         None, description="MLflow experiment name; default: the space's name"
     )
+    latency_calls: Annotated[int, Field(ge=0, le=10000)] = Field(
+        10, description="timed inference calls of each trained model, at batch 1 and at the batch size, whose medians are "
+        "logged as latency_ms and latency_batch_ms; 0: not measured"
+    )
 
 
 ModelFamily = Annotated[Union[tuple(FAMILIES.values())], Field(discriminator="family")]  # noqa: UP007 - built from the registry

@@ -55,8 +55,20 @@ def library_versions() -> dict[str, str]:
 
 
 def machine() -> str:
-    """The machine a study ran on, for its methods record."""
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+    """The machine a study ran on, for its methods record, and a trial's measured latency ran on."""
+    return f"{platform.machine()}, {os.cpu_count()} CPUs ({cpu_name()}), {platform.system()} {platform.release()}"
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux's /proc/cpuinfo; elsewhere what `platform` knows)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def provenance_tags(space_path: Path, seed: int) -> dict[str, str]:
@@ -66,7 +78,7 @@ def provenance_tags(space_path: Path, seed: int) -> dict[str, str]:
         "space_hash": file_hash(space_path),
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "seed": str(seed),
-        "hardware": f"{platform.machine()} {os.cpu_count()} cpus, {platform.system()} {platform.release()}",
+        "hardware": machine(),
     }
     tags |= {f"version.{name}": version for name, version in library_versions().items()}
     # MLflow's own source tags, so the UI's "Source" and "Version" columns say what ran.
