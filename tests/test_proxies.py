@@ -74,3 +74,32 @@ def test_every_proxy_scores_a_built_candidate_and_leaves_its_state_as_it_was():
     assert scores["synflow"] > 0 and scores["grad_norm"] > 0 and scores["snip"] > 0
     # training-mode passes moved the batch-norm statistics; score puts them back
     assert all(np.array_equal(a, w.numpy()) for a, w in zip(before, model.weights))
+
+
+def test_the_proxy_names_the_cli_knows_are_the_proxies_there_are():
+    from search.spec.metrics import PROXIES as NAMES
+
+    assert tuple(PROXIES) == NAMES
+
+
+def test_plan_ranks_the_candidates_by_a_proxy_reproducibly_and_refuses_an_unknown_one(tmp_path):
+    from conftest import TINY_SPACE, write
+    from typer.testing import CliRunner
+
+    from search.cli import app
+    from search.orchestration.plan import plan_candidates
+    from search.spec.reader import load_space
+
+    space = load_space(write(tmp_path / "s.yaml", TINY_SPACE.replace("width: 0.5", "width: [0.25, 0.5, 1.0]")))
+    by_params, note = plan_candidates(space, score="params")
+    assert "ranked by params" in note and len(by_params) == 6
+    assert by_params["params"].is_monotonic_decreasing and by_params["width"].iloc[0] == 1.0, "the widest first"
+    first, _ = plan_candidates(space, score="synflow")
+    again, _ = plan_candidates(space, score="synflow")
+    assert first["synflow"].tolist() == again["synflow"].tolist(), "each candidate seeded by the search's seed"
+    assert first["synflow"].is_monotonic_decreasing and (first["synflow"] > 0).all()
+    assert first["synflow"].nunique() == 6, "the candidates score differently"
+
+    result = CliRunner().invoke(app, ["plan", str(tmp_path / "s.yaml"), "--score", "accuracy"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "not a proxy; known: synflow, jacob_cov" in result.output
+    assert "Traceback" not in result.output

@@ -23,6 +23,7 @@ from search.cli.app import (
     load,
     quiet_tensorflow,
 )
+from search.spec.metrics import PROXIES
 
 
 @app.command()
@@ -45,6 +46,15 @@ def schema():
 def plan(
     space_path: SpaceArg,
     sample: Annotated[int, typer.Option(help="Candidates to show when the grid is larger than this.", min=1)] = 24,
+    score: Annotated[
+        Optional[str],  # noqa: UP045 - typer reads the annotation
+        typer.Option(
+            help="Rank the candidates by a zero-cost proxy, scored untrained on one batch of the training images "
+            "(higher first): synflow, jacob_cov, grad_norm, snip; params and flops are the baselines a proxy must beat.",
+            callback=lambda value: _known_proxy(value),
+            show_default=False,
+        ),
+    ] = None,
 ):
     """List the candidates the search would try, with parameters and FLOPs, before anything trains."""
     space = load(space_path)
@@ -56,10 +66,16 @@ def plan(
     from search.reporting.terminal import rich_table
 
     try:
-        table, note = plan_candidates(space, sample)
+        table, note = plan_candidates(space, sample, score)
     except UserError as error:
         raise error.at(space_path) from None
     Console().print(rich_table(table, title=f"{space.name}: {note}"))
+
+
+def _known_proxy(value: str | None) -> str | None:
+    if value is not None and value not in PROXIES:
+        raise typer.BadParameter(f"{value!r} is not a proxy; known: {', '.join(PROXIES)}")
+    return value
 
 
 @app.command()

@@ -11,17 +11,19 @@ from dataclasses import dataclass
 import keras
 import pandas as pd
 
-from search.data import Data, DataMemory, available_memory, check_preparation, data_memory, describe_arrays, describe_input
+from search.data import Data, DataMemory, available_memory, check_preparation, data_memory, describe_arrays, describe_input, load_data
 from search.data.memory import TRAINING_COPIES, gib
 from search.errors import ResourceError
 from search.models.budget import SIZE_KEYS, ModelMemory, largest_candidate, space_slots
 from search.models.costs import model_costs
+from search.models.proxies import score as proxy_score
 from search.models.registry import build_candidate
 from search.spec.schema import Space, model_values
 
 # What a trial process holds beyond the pages it shares with the server it is forked from: TensorFlow's
 # kernels, graphs and allocator caches (measured: 0.3-0.5 GiB for the shipped spaces), rounded up.
 RUNTIME_BYTES = 2**29
+PROXY_BATCH = 64  # images a zero-cost proxy scores a candidate on (the reference implementation's batch)
 
 
 @dataclass(frozen=True)
@@ -137,21 +139,38 @@ def candidate_indices(space: Space, sample: int) -> list[int]:
     return sorted(random.Random(space.search.seed).sample(range(size), sample))
 
 
-def plan_candidates(space: Space, sample: int = 24) -> tuple[pd.DataFrame, str]:
-    """One row per candidate: its varying axis values, parameters, mult-adds and FLOPs. A space whose data
-    or largest candidate would not fit in memory is refused first, before any candidate is built."""
+def plan_candidates(space: Space, sample: int = 24, score: str | None = None) -> tuple[pd.DataFrame, str]:
+    """One row per candidate: its varying axis values, parameters, mult-adds and FLOPs; with `score`, that
+    zero-cost proxy's score too (untrained, each candidate seeded by the search's seed, on the first
+    `PROXY_BATCH` training images), best first. A space whose data or largest candidate would not fit in
+    memory is refused first, before any candidate is built."""
     check_preparation(describe_arrays(space.dataset), space.dataset)
     check_memory(space)
     input_shape, num_classes = describe_input(space.dataset)
+    batch = _proxy_batch(space) if score else None
     varying = space.varying_names()
     candidates, note = _sampled_structures(space, sample) if space.model.searched else _grid_candidates(space, sample)
     rows = []
     for number, values in candidates:
         keras.backend.clear_session()
+        keras.utils.set_random_seed(space.search.seed)
         model = build_candidate(space.model, model_values(values), input_shape=input_shape, num_classes=num_classes)
         rows.append({"candidate": number, **{k: values[k] for k in varying}, **model_costs(model)})
+        if batch is not None:
+            rows[-1][score] = proxy_score(model, score, *batch)
+    table = pd.DataFrame(rows)
     shape = "x".join(map(str, input_shape))
-    return pd.DataFrame(rows), f"{note}, input {shape}, {num_classes} classes"
+    note = f"{note}, input {shape}, {num_classes} classes"
+    if score:
+        table = table.sort_values(score, ascending=False, kind="stable")
+        note += f", ranked by {score} (untrained, {len(batch[1])} training images; higher first)"
+    return table, note
+
+
+def _proxy_batch(space: Space):
+    """The images a proxy scores every candidate on: the first of the training part (fixed by the split)."""
+    data = load_data(space.dataset)
+    return data.x_train[:PROXY_BATCH], data.y_train[:PROXY_BATCH]
 
 
 def _grid_candidates(space: Space, sample: int) -> tuple[list[tuple[int, dict]], str]:

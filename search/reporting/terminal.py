@@ -21,6 +21,8 @@ def _cell(value) -> str:
     if isinstance(value, float):
         if value != value:  # NaN
             return "-"
+        if abs(value) >= 1e9:  # a proxy score (synflow grows with depth past 1e60): its size, not 60 digits
+            return f"{value:.4g}"
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 COSTS = ("params", "flops", "train_seconds")  # what every trial costs: fewer is better
 MEASURED_COSTS = ("latency_ms", "latency_batch_ms", "search_hours")  # what some trials cost, where it was measured
+# Zero-cost proxies (search.models.proxies), by name: scores of an untrained candidate, higher is better
+PROXIES = ("synflow", "jacob_cov", "grad_norm", "snip", "params", "flops")
 
 
 def minimised(metric: str) -> bool:
