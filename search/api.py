@@ -106,6 +106,7 @@ def compare(
     top: int | None = None,
     baseline: str | None = None,
     choose: list[str] | None = None,
+    pareto: list[str] | None = None,
     all_searches: bool = False,
     tracking_uri: str | None = None,
 ):
@@ -115,7 +116,7 @@ def compare(
     from search.orchestration.report import load_comparison
 
     comparison, _ = load_comparison(tracking_uri, _listed(experiments), rows=rows, cols=cols, metric=metric, where=where,
-                                    top=top, all_searches=all_searches, baseline=baseline, choose=choose)
+                                    top=top, all_searches=all_searches, baseline=baseline, choose=choose, pareto=pareto)
     return comparison
 
 

@@ -143,6 +143,16 @@ def test_compare_on_a_missing_store_says_so_and_creates_nothing(tmp_path):
     assert not db.parent.exists()
 
 
+def test_compare_pareto_keeps_the_undominated_groups_of_the_store(store):
+    _, uri = store
+    every = compare_json(uri, "tiny", "--metric", "best_val_accuracy")["groups"]
+    front = compare_json(uri, "tiny", "--metric", "best_val_accuracy", "--pareto", "params")["groups"]
+    points = {g["residual"]: (g["mean"], g["params"]) for g in every}
+    undominated = {name for name, (score, cost) in points.items()
+                   if not any(s >= score and c <= cost and (s, c) != (score, cost) for s, c in points.values())}
+    assert {g["residual"] for g in front} == undominated | {every[0]["residual"]}, "the front, and the baseline"
+
+
 def test_compare_bad_requests_exit_2(store):
     _, uri = store
     for args, fragment in (
@@ -150,6 +160,7 @@ def test_compare_bad_requests_exit_2(store):
         (["tiny", "--rows", "width2"], "no column 'width2'"),
         (["tiny", "--where", "depth >"], "--where"),
         (["tiny", "--format", "docx"], "choose from"),
+        (["tiny", "--pareto", "params,latency_ms"], "--pareto latency_ms: not a cost these trials logged"),
     ):
         result = runner.invoke(app, ["compare", *args, "--tracking-uri", uri])
         assert result.exit_code == 2 and fragment in result.output and "Traceback" not in result.output

@@ -89,6 +89,31 @@ def test_measured_latency_is_a_cost_column_where_trials_logged_it():
     assert "latency_ms" in header and header.index("train_seconds") < header.index("latency_ms")
 
 
+def test_pareto_keeps_the_groups_no_other_beats_on_the_ranking_metric_and_every_cost():
+    # means by (depth, residual): (20,T) 0.92 at 100 params, (56,T) 0.97 at 300, (56,F) 0.60 at 290
+    front = compare(KNOWN, pareto=["params"])
+    assert set(map(tuple, front.table[["depth", "residual"]].to_numpy())) == {(20, "True"), (56, "True")}
+    timed = KNOWN.assign(latency_ms=[5.0, 5.0, 5.0, 9.0, math.nan, 1.0, math.nan])
+    both = compare(timed, pareto=["params", "latency_ms"])
+    assert set(map(tuple, both.table[["depth", "residual"]].to_numpy())) == {(20, "True"), (56, "True"), (56, "False")}, \
+        "the fastest, though least accurate, is on the front of three objectives"
+    kept = compare(KNOWN, pareto=["params"], baseline="depth=56,residual=False")
+    assert "depth=56,residual=False" == kept.baseline and len(kept.table) == 3, "the baseline is always shown"
+    with pytest.raises(TableError, match="--pareto latency_ms: not a cost these trials logged; known: params, flops, train_seconds"):
+        compare(KNOWN, pareto=["latency_ms"])
+
+
+def test_the_front_is_chosen_on_validation_when_the_table_reports_test():
+    frame = trials(
+        [
+            {"depth": 20, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.90, "test_accuracy": 0.80, "params": 100.0, "flops": 1.0, "train_seconds": 1.0},
+            {"depth": 56, "residual": "True", "status": "FINISHED", "best_val_accuracy": 0.95, "test_accuracy": 0.70, "params": 300.0, "flops": 1.0, "train_seconds": 1.0},
+        ]
+    )
+    result = compare(frame, metric="test_accuracy", pareto=["params"])
+    assert len(result.table) == 2, "on test, 56 layers would be beaten by 20; on validation it is not"
+
+
 def test_rows_where_and_errors():
     assert compare(KNOWN, rows=["residual"]).table.set_index("residual").loc["True", "n"] == 4
     kept = filter_trials(KNOWN, "depth = 20 and residual == 'True'")

@@ -97,6 +97,15 @@ ChooseOpt = Annotated[
         show_default=False,
     ),
 ]
+ParetoOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--pareto",
+        help="Costs, comma-separated (params, flops, train_seconds, latency_ms, ...): keep only the groups on the "
+        "Pareto front of the ranking metric (validation) against them, and the baseline.",
+        show_default=False,
+    ),
+]
 WhereOpt = Annotated[
     Optional[str], typer.Option(help="Keep trials matching a filter over axis/metric columns, e.g. \"bn = 'pre' and depth >= 32\".", show_default=False)
 ]

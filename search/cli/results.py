@@ -10,6 +10,7 @@ import typer
 from search.cli.app import (
     SUFFIX_FORMATS,
     ChooseOpt,
+    ParetoOpt,
     ColsOpt,
     ExperimentsArg,
     MetricOpt,
@@ -47,6 +48,7 @@ def compare_command(
     top: TopOpt = None,
     baseline: BaselineOpt = None,
     choose: ChooseOpt = None,
+    pareto: ParetoOpt = None,
     fmt: Annotated[
         Optional[str],
         typer.Option("--format", help="markdown, latex, csv, html or json (default: from --out's suffix, else markdown).", show_default=False),
@@ -76,7 +78,8 @@ def compare_command(
         check_table_file(out, force=force)  # before the store is read: a refused file costs nothing
     comparison = compare(
         experiments, rows=names(rows) or None, cols=names(cols), metric=metric, where=where, top=top,
-        all_searches=all_searches, baseline=baseline, choose=names(choose) or None, tracking_uri=tracking_uri,
+        all_searches=all_searches, baseline=baseline, choose=names(choose) or None, pareto=names(pareto) or None,
+        tracking_uri=tracking_uri,
     )
     text = render(comparison, fmt, names(cols) or None)
     if out:

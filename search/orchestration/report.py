@@ -29,6 +29,7 @@ def load_comparison(
     all_searches: bool = False,
     baseline: str | None = None,
     choose: list[str] | None = None,
+    pareto: list[str] | None = None,
 ) -> tuple[Comparison, pd.DataFrame]:
     """Read the experiments' trials and compare them with `baseline` (default: the best mean); returns
     the comparison and the trials."""
@@ -40,7 +41,7 @@ def load_comparison(
         trials = latest_searches(trials)
     if where:
         trials = filter_trials(trials, where)
-    return compare(trials, rows=rows, cols=cols, metric=metric, top=top, baseline=baseline, choose=choose), trials
+    return compare(trials, rows=rows, cols=cols, metric=metric, top=top, baseline=baseline, choose=choose, pareto=pareto), trials
 
 
 def write_report(

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from search.reporting.axes import cost_scale, place_labels
+from search.reporting.pareto import fronts
 from search.reporting.tables import Comparison
 from search.spec.genotypes import Genotype
 
@@ -166,14 +167,9 @@ def _ring_label(axis) -> str:
 
 def pareto_front(costs: np.ndarray, scores: np.ndarray, maximise: bool) -> np.ndarray:
     """Indices of the points no other point beats on both cost (lower) and score, by increasing cost."""
-    sign = 1 if maximise else -1
-    order = np.lexsort((-sign * scores, costs))
-    front, best = [], -np.inf
-    for index in order:
-        if sign * scores[index] > best:
-            front.append(index)
-            best = sign * scores[index]
-    return np.array(front, dtype=int)
+    first = fronts(np.column_stack([costs, (-1 if maximise else 1) * np.asarray(scores, dtype=float)]))
+    front = first[0] if first else np.array([], dtype=int)
+    return front[np.argsort(np.asarray(costs, dtype=float)[front], kind="stable")]
 
 
 def metric_vs_cost(comparison: Comparison) -> Figure:

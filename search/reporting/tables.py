@@ -22,6 +22,7 @@ import pandas as pd
 
 from search.errors import TableError
 from search.reporting.statistics import ALPHA, LEVEL, difference, holm, summarise
+from search.reporting.pareto import fronts
 from search.spec.metrics import COSTS, MEASURED_COSTS, best_metric, minimised
 from search.tracking.tags import MODEL_TAG, VARYING_TAG
 
@@ -90,11 +91,14 @@ def compare(
     top: int | None = None,
     baseline: str | None = None,
     choose: list[str] | None = None,
+    pareto: list[str] | None = None,
 ) -> Comparison:
     """Group `trials` by `rows` (default: every axis that varied, and the experiment when there are
     several) and `cols`, summarise `metric` (default: the test part's, else the searches' objective at its
     best epoch) over each group's replicates, and compare every group with `baseline` (default: the best
-    group by `ranking_metric`, which also orders the rows and `top`). `choose` keys (say `learning_rate`) are picked per group on validation (`chosen_on_validation`)."""
+    group by `ranking_metric`, which also orders the rows and `top`). `choose` keys (say `learning_rate`) are picked per group on validation (`chosen_on_validation`).
+    `pareto` costs (say `params`, `latency_ms`) keep only the groups no other group beats on all of them and
+    on the ranking metric at once (`on_front`), and the baseline."""
     choose = list(choose or [])
     keys = [k for k in (list(rows) if rows else default_keys(trials)) if rows or k not in choose]
     keys += [c for c in cols or [] if c not in keys]
@@ -138,10 +142,25 @@ def compare(
     base = _baseline_row(table, keys, baseline)
     label = None if base is None else _group_label(_key_text(table[keys]).loc[base], keys)
     table = _against_baseline(table, replicates, unconverged, base, maximise)
+    if pareto:
+        front = on_front(table, ranked_by if rank_column else "mean", not minimised(ranked_by), pareto)
+        table = table.loc[front.union(pd.Index([] if base is None else [base]))]
     if top:  # the statistics stay those of every group; the baseline is always shown
         kept = table.index[:top].union(pd.Index([] if base is None else [base]))
-        table = table.loc[kept].reset_index(drop=True)
-    return Comparison(table, keys, metric, maximise, label, tuple(choose), ranked_by)
+        table = table.loc[kept]
+    return Comparison(table.reset_index(drop=True), keys, metric, maximise, label, tuple(choose), ranked_by)
+
+
+def on_front(table: pd.DataFrame, score: str, maximise: bool, costs: list[str]) -> pd.Index:
+    """The rows of `table` on the Pareto front of `score` (ranked on validation where the metric is a test
+    one, as everything chosen is) against `costs`, each minimised."""
+    unknown = [c for c in costs if c not in table or not table[c].notna().any()]
+    if unknown:
+        known = [c for c in (*COSTS, *MEASURED_COSTS) if c in table and table[c].notna().any()]
+        raise TableError(f"--pareto {', '.join(unknown)}: not a cost these trials logged; known: {', '.join(known)}")
+    points = np.column_stack([(-1 if maximise else 1) * table[score].to_numpy(dtype=float), *(table[c].to_numpy(dtype=float) for c in costs)])
+    first = fronts(points)
+    return table.index[first[0]] if first else table.index[:0]
 
 
 TEST_METRICS = ("test_accuracy", "test_loss")
