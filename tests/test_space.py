@@ -97,6 +97,31 @@ BAD = {
     ),
     "pad_a_folder": ("name: t\ndataset: {name: folder, path: ., resize: pad}\nmodel: {family: resnet, depth: 8}\n", ["dataset.resize", "a folder's images"]),
     "unknown_resize": (TINY_SPACE.replace("input_size: 8", "input_size: 8\n  resize: crop"), ["dataset.resize", "'bilinear' or 'pad'", "'crop'"]),
+    "nsga2_with_one_objective": (TINY_SPACE.replace("strategy: grid", "strategy: nsga2"), ["search.objectives", "nsga2 needs at least two"]),
+    "objectives_on_a_one_objective_strategy": (
+        TINY_SPACE.replace("strategy: grid", "strategy: grid\n  objectives: [val_accuracy, params]"),
+        ["search.objectives", "grid optimises one objective; several need nsga2 or random"],
+    ),
+    "a_cost_first": (
+        TINY_SPACE.replace("strategy: grid", "strategy: nsga2\n  objectives: [params, val_accuracy]"),
+        ["search.objectives", "the first is what trials are trained and selected for", "'params' is not"],
+    ),
+    "an_accuracy_as_a_cost": (
+        TINY_SPACE.replace("strategy: grid", "strategy: random\n  objectives: [val_accuracy, accuracy]"),
+        ["search.objectives", "after the first, costs to minimise", "not 'accuracy'"],
+    ),
+    "objective_and_objectives_disagree": (
+        TINY_SPACE.replace("strategy: grid", "strategy: nsga2\n  objective: val_loss\n  objectives: [val_accuracy, flops]"),
+        ["search.objective", "'val_loss', but search.objectives starts with 'val_accuracy'"],
+    ),
+    "latency_objective_unmeasured": (
+        TINY_SPACE.replace("strategy: grid", "strategy: nsga2\n  objectives: [val_accuracy, latency_ms]"),
+        ["tracking.latency_calls", "0, but search.objectives needs the latency measured"],
+    ),
+    "unknown_objective": (
+        TINY_SPACE.replace("strategy: grid", "strategy: nsga2\n  objectives: [val_accuracy, speed]"),
+        ["search.objectives[1]", "'speed'"],
+    ),
 }
 
 
@@ -438,7 +463,7 @@ DID_YOU_MEAN = {  # a misspelt key or value: the closest allowed one, and what i
     "training: {epoch: 3}": "training.epoch: unknown key (did you mean 'epochs'?); allowed here: optimizer, learning_rate, momentum",
     "model: {family: resnet, depht: 20}": "model.depht: unknown key (did you mean 'depth'?); allowed here: bn, conv, kernel",
     "dataset: {augmentation: {flp: true}}": "dataset.augmentation.flp: unknown key (did you mean 'flip'?); allowed here: flip, crop_padding, noise",
-    "search: {strategy: grdi}": "search.strategy: expected 'grid', 'random', 'bayesian', 'hyperband' or 'evolution', got 'grdi' (did you mean 'grid'?)",
+    "search: {strategy: grdi}": "search.strategy: expected 'grid', 'random', 'bayesian', 'hyperband', 'evolution' or 'nsga2', got 'grdi' (did you mean 'grid'?)",
     "model: {family: resnet, bn: psot}": "model.bn: expected 'none', 'post' or 'pre', got 'psot' (did you mean 'post'?)",
     "model: {family: reset}": "model.family: expected 'vgg', 'resnet' or 'cells', got 'reset' (did you mean 'resnet'?)",
     "model: {family: vgg, config: d}": "model.config: expected 'A', 'A-LRN', 'B', 'C', 'D' or 'E', got 'd' (did you mean 'D'?)",
@@ -461,7 +486,7 @@ def test_a_misspelt_key_or_value_suggests_the_closest_allowed_one(tmp_path, line
 def test_no_suggestion_when_nothing_is_close(tmp_path):
     message = error_for(tmp_path, "name: t\n" + RESNET + "training: {lr: 0.1}\nsearch: {strategy: genetic}\n")
     assert "training.lr: unknown key; allowed here: optimizer, learning_rate" in message
-    assert "search.strategy: expected 'grid', 'random', 'bayesian', 'hyperband' or 'evolution', got 'genetic'\n" in message + "\n"
+    assert "search.strategy: expected 'grid', 'random', 'bayesian', 'hyperband', 'evolution' or 'nsga2', got 'genetic'\n" in message + "\n"
 
 
 def test_a_list_of_seeds_points_to_repeats_and_studies(tmp_path):

@@ -145,7 +145,9 @@ def test_the_shipped_studies_load_and_their_results_are_committed():
     assert {f.name for f in folders} >= {"degradation", "bn_placement", "vgg_depth", "kernel_size", "conv_kind", "nasnet"}
     for folder in folders:
         study, plan = load_study(folder)
-        assert len(study.seeds) >= 3 and plan.spaces
+        judged = [*plan.spaces, *((path, target) for _, _, path, target in plan.transfers)]
+        assert study.protocol and plan.spaces, folder.name
+        assert all(len(study.seeds) * space.search.repeats >= 5 for _, space in judged), f"{folder.name}: five replicates per arm"
         assert "Run it:" in (folder / "README.md").read_text()
         record = json.loads((folder / "results" / "record.json").read_text())
         searches = len(plan.searches) + len(plan.spaces) + len(plan.transfers)

@@ -56,7 +56,7 @@ class RegularizedEvolutionOracle(BaseOracle):
 
     def _mutable(self) -> list[hp_module.HyperParameter]:
         """Hyperparameters with more than one value: the ones a mutation can change."""
-        return [hp for hp in self.hyperparameters.space if len(_choices(hp)) > 1]
+        return [hp for hp in self.hyperparameters.space if len(choices(hp)) > 1]
 
     def get_state(self):
         return super().get_state() | {"population_size": self.population_size, "sample_size": self.sample_size}
@@ -72,11 +72,11 @@ def mutate(values: dict, mutable: list[hp_module.HyperParameter], rng: random.Ra
     if not mutable:
         return None
     hp = rng.choice(mutable)
-    others = [v for v in _choices(hp) if v != values.get(hp.name)]
+    others = [v for v in choices(hp) if v != values.get(hp.name)]
     return {**values, hp.name: rng.choice(others)}
 
 
-def _choices(hp: hp_module.HyperParameter) -> list:
+def choices(hp: hp_module.HyperParameter) -> list:
     if isinstance(hp, hp_module.Boolean):
         return [False, True]
     if isinstance(hp, hp_module.Choice):

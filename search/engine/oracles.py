@@ -1,5 +1,5 @@
 """Search strategies: the registry from a space file's `search.strategy` to the oracle that drives it,
-KerasTuner's (grid, random, bayesian, hyperband) or our regularized evolution, each with archsearch's
+KerasTuner's (grid, random, bayesian, hyperband) or ours (regularized evolution, NSGA-II), each with archsearch's
 additions (`search.engine.compat.Oracle`)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import keras_tuner as kt
 
 from search.engine import compat
 from search.engine.evolution import RegularizedEvolutionOracle
+from search.engine.nsga2 import NSGA2Oracle
 from search.spec.metrics import minimised
 from search.spec.schema import Space
 
@@ -25,6 +26,11 @@ def _brackets(space: Space) -> dict:
 
 def _population(space: Space) -> dict:
     return _trial_budget(space) | {"population_size": space.search.population_size, "sample_size": space.search.sample_size}
+
+
+def _pareto(space: Space) -> dict:
+    search = space.search
+    return _trial_budget(space) | {"costs": search.objectives[1:], "population_size": search.population_size, "crossover": search.crossover}
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ STRATEGIES = {
     "bayesian": Strategy(compat.BayesianOptimizationOracle),
     "hyperband": Strategy(compat.HyperbandOracle, _brackets, budgeted=False, continues_trials=True),
     "evolution": Strategy(RegularizedEvolutionOracle, _population),
+    "nsga2": Strategy(NSGA2Oracle, _pareto),
 }
 
 

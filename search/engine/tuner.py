@@ -96,7 +96,7 @@ class TrackedTuner(compat.DeclaringTuner):
         if recorded is not None:  # logged before an interruption, not yet saved by KerasTuner
             self.observer.trial_begin(trial.trial_id, values)
             self.observer.trial_end(trial.trial_id, "FINISHED", recorded)
-            return {self.oracle.objective.name: recorded[best_metric(self.oracle.objective.name)]}
+            return {self.oracle.objective.name: recorded[best_metric(self.oracle.objective.name)]} | self._costs(recorded)
         run_id = self.start_trial_run(trial.trial_id, values)
         self.observer.trial_begin(trial.trial_id, values)
         started = time.perf_counter()
@@ -123,7 +123,11 @@ class TrackedTuner(compat.DeclaringTuner):
         if kept is not None:
             self._keep_model(run_id, values, metrics, kept, self._model_folder(trial.trial_id))
         self.observer.trial_end(trial.trial_id, "FINISHED", metrics)
-        return [_best_epoch(curve, self.oracle.objective) for curve in curves]
+        return [_best_epoch(curve, self.oracle.objective) | self._costs(metrics) for curve in curves]
+
+    def _costs(self, metrics: dict) -> dict:
+        """The costs among the search's objectives (`search.objectives`), for a multi-objective oracle."""
+        return {name: metrics[name] for name in (self.space.search.objectives or [])[1:] if name in metrics}
 
     def start_trial_run(self, trial_id: str, values: dict, tags: dict | None = None) -> str:
         """The trial's nested MLflow run, with every setting and axis value as params."""

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from search.spec.families import FAMILIES
 from search.spec.problems import Problem
-from search.spec.schema import Space
+from search.spec.schema import Objective, ParetoCost, Space
+
+MULTI_OBJECTIVE = ("nsga2", "random")  # the strategies that take several objectives
 
 MAX_GRID = 10_000  # candidates a search may default to trying all of; a larger grid needs search.max_trials
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
@@ -94,16 +96,16 @@ def transfer_target_problems(space: Space) -> list[Problem]:
 
 
 def _check_search(space: Space) -> list[Problem]:
-    search, problems = space.search, []
-    if search.strategy == "evolution" and search.max_trials is not None and search.max_trials <= search.population_size:
+    search, problems = space.search, _check_objectives(space)
+    if search.strategy in ("evolution", "nsga2") and search.max_trials is not None and search.max_trials <= search.population_size:
         problems.append(Problem("search.population_size", f"{search.population_size} is not below search.max_trials "
-                                f"({search.max_trials}): the first population_size trials are random, so evolution would never start"))
+                                f"({search.max_trials}): the first population_size trials are random, so {search.strategy} would never start"))
     if search.strategy == "evolution" and search.sample_size > search.population_size:
         problems.append(Problem("search.sample_size", f"{search.sample_size} is more than search.population_size ({search.population_size})"))
     if space.model.searched:
         if search.strategy == "grid":
             problems.append(
-                Problem("search.strategy", "grid cannot enumerate searched cells; use evolution, random, bayesian or hyperband "
+                Problem("search.strategy", "grid cannot enumerate searched cells; use evolution, nsga2, random, bayesian or hyperband "
                         "(or fix the cells with model.genotype; a transfer's target gets them from `archsearch transfer`)")
             )
         elif search.max_trials is None and search.strategy != "hyperband":
@@ -176,3 +178,27 @@ def _kind(path: Path) -> str:
             raise
         return "a symlink loop"
     return "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "other"
+
+
+def _check_objectives(space: Space) -> list[Problem]:
+    """Several objectives: the trained-for one first (the search's `objective`), then costs, measured ones
+    measured; only NSGA-II and random search take them, and NSGA-II needs them."""
+    search, listed = space.search, space.search.objectives
+    if listed is None:
+        return [Problem("search.objectives", "nsga2 needs at least two, e.g. [val_accuracy, params]")] if search.strategy == "nsga2" else []
+    objectives, costs = Objective.__args__, ParetoCost.__args__
+    if listed[0] not in objectives:
+        return [Problem("search.objectives", f"the first is what trials are trained and selected for, one of {', '.join(objectives)}; "
+                        f"{listed[0]!r} is not")]
+    problems = []
+    if wrong := [name for name in listed[1:] if name not in costs]:
+        problems.append(Problem("search.objectives", f"after the first, costs to minimise ({', '.join(costs)}); not {', '.join(map(repr, wrong))}"))
+    if len(set(listed)) < len(listed):
+        problems.append(Problem("search.objectives", "each objective once"))
+    if search.objective != listed[0]:
+        problems.append(Problem("search.objective", f"{search.objective!r}, but search.objectives starts with {listed[0]!r}: give one of them"))
+    if search.strategy not in MULTI_OBJECTIVE:
+        problems.append(Problem("search.objectives", f"{search.strategy} optimises one objective; several need {' or '.join(MULTI_OBJECTIVE)}"))
+    if any(name.startswith("latency") for name in listed) and not space.tracking.latency_calls:
+        problems.append(Problem("tracking.latency_calls", "0, but search.objectives needs the latency measured"))
+    return problems

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from search.spec.families import FAMILIES
 from search.spec.fields import NAME_PATTERN, Axis, Strict, enum_schema, printable, printable_lines
@@ -140,11 +140,23 @@ class Training(Strict):
     )
 
 
-Strategy = Literal["grid", "random", "bayesian", "hyperband", "evolution"]
+Strategy = Literal["grid", "random", "bayesian", "hyperband", "evolution", "nsga2"]
 Objective = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
+ParetoCost = Literal["params", "flops", "latency_ms", "latency_batch_ms"]  # costs a multi-objective search minimises
 
 
 class Search(Strict):
+    @model_validator(mode="before")
+    @classmethod
+    def _objective_from_objectives(cls, data):
+        """`objectives: [val_accuracy, params]` alone sets `objective` to val_accuracy (the checks compare them
+        when both are given)."""
+        if isinstance(data, dict) and "objective" not in data and isinstance(data.get("objectives"), list) and data["objectives"]:
+            first = data["objectives"][0]
+            if first in Objective.__args__:
+                data = {**data, "objective": first}
+        return data
+
     strategy: Strategy = "grid"
     objective: Objective = "val_accuracy"
     max_trials: Annotated[int, Field(ge=1, le=100000)] | None = Field(
@@ -165,6 +177,13 @@ class Search(Strict):
     )
     sample_size: Annotated[int, Field(ge=1, le=10000)] = Field(
         5, description="evolution: candidates drawn from the population to pick each parent (S)"
+    )
+    objectives: Annotated[list[Objective | ParetoCost], Field(min_length=2, max_length=4)] | None = Field(
+        None, description="several objectives at once (nsga2, random): the objective first, then costs to minimise, "
+        "e.g. [val_accuracy, latency_ms]; `objective` is the first"
+    )
+    crossover: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.5, description="nsga2: the chance that a child mixes two parents (uniform crossover) before its mutation"
     )
     max_consecutive_failed_trials: Annotated[int, Field(ge=1, le=1000)] = 3
     max_params: Annotated[int, Field(ge=1, le=10**12)] | None = Field(
