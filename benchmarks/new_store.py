@@ -12,23 +12,16 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from mlflow.tracking import MlflowClient  # noqa: E402
-from results import record  # noqa: E402
+from results import record, timed  # noqa: E402
 
 from search.tracking.client import create_sqlite_store  # noqa: E402
 
 ROUNDS = 7
-
-
-def timed(action) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
 
 
 def main() -> None:

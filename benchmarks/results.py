@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 
@@ -24,3 +25,10 @@ def record(benchmark: str, figures: str, run: str, libraries: tuple[str, ...] = 
     with RESULTS.open("a") as out:
         out.write(line + "\n")
     return line
+
+
+def timed(action: Callable[[], object]) -> float:
+    """Seconds `action()` takes, by the monotonic clock."""
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started

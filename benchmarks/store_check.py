@@ -14,24 +14,17 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 from compare_speed import fill  # noqa: E402
-from results import record  # noqa: E402
+from results import record, timed  # noqa: E402
 
 from search.orchestration.report import load_comparison  # noqa: E402
 from search.tracking.store import check_store  # noqa: E402
 
 RUNS, ROUNDS = 10_000, 7
-
-
-def timed(action) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
 
 
 def main() -> None:

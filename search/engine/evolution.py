@@ -18,23 +18,46 @@ from keras_tuner.engine import trial as trial_module
 from search.engine.compat import BaseOracle
 
 
-class RegularizedEvolutionOracle(BaseOracle):
-    def __init__(self, *, population_size: int = 20, sample_size: int = 5, max_collisions: int = 50, **kwargs):
+class PopulationOracle(BaseOracle):
+    """What evolution and NSGA-II share: the first `population_size` trials are random, then each is a
+    child of `parents()` (`_child`), drawn with a generator seeded by the seed and the trial's number."""
+
+    min_parents = 1
+
+    def __init__(self, *, population_size: int = 20, max_collisions: int = 50, **kwargs):
         super().__init__(**kwargs)
         self.population_size = population_size
-        self.sample_size = sample_size
         self.max_collisions = max_collisions
 
     def populate_space(self, trial_id):
         rng = random.Random(f"{self.seed}/{len(self.start_order)}")
-        population = self.population()
-        if len(self.start_order) < self.population_size or not population:
+        parents = self.parents()
+        if len(self.start_order) < self.population_size or len(parents) < self.min_parents:
             values = self.random_values()
         else:
-            values = self._child(population, rng)
+            values = self._child(parents, rng)
         if values is None:  # the space is exhausted
             return {"status": trial_module.TrialStatus.STOPPED, "values": None}
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+
+    def parents(self) -> list:
+        raise NotImplementedError
+
+    def _child(self, parents: list, rng: random.Random) -> dict | None:
+        raise NotImplementedError
+
+    def _mutable(self) -> list[hp_module.HyperParameter]:
+        """Hyperparameters with more than one value: the ones a mutation can change."""
+        return [hp for hp in self.hyperparameters.space if len(choices(hp)) > 1]
+
+
+class RegularizedEvolutionOracle(PopulationOracle):
+    def __init__(self, *, sample_size: int = 5, **kwargs):
+        super().__init__(**kwargs)
+        self.sample_size = sample_size
+
+    def parents(self) -> list[trial_module.Trial]:
+        return self.population()
 
     def population(self) -> list[trial_module.Trial]:
         """The living population: the most recently finished, successful trials, oldest first."""
@@ -53,10 +76,6 @@ class RegularizedEvolutionOracle(BaseOracle):
 
     def _fitness(self, trial) -> float:
         return trial.score if self.objective.direction == "max" else -trial.score
-
-    def _mutable(self) -> list[hp_module.HyperParameter]:
-        """Hyperparameters with more than one value: the ones a mutation can change."""
-        return [hp for hp in self.hyperparameters.space if len(choices(hp)) > 1]
 
     def get_state(self):
         return super().get_state() | {"population_size": self.population_size, "sample_size": self.sample_size}

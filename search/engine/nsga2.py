@@ -18,29 +18,20 @@ import random
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from search.engine.compat import BaseOracle
-from search.engine.evolution import choices, mutate
+from search.engine.evolution import PopulationOracle, mutate
 from search.reporting.pareto import crowding, fronts
 
 
-class NSGA2Oracle(BaseOracle):
-    def __init__(self, *, costs: list[str], population_size: int = 20, crossover: float = 0.5, max_collisions: int = 50, **kwargs):
+class NSGA2Oracle(PopulationOracle):
+    min_parents = 2  # a tournament draws two
+
+    def __init__(self, *, costs: list[str], crossover: float = 0.5, **kwargs):
         super().__init__(**kwargs)
         self.costs = list(costs)
-        self.population_size = population_size
         self.crossover = crossover
-        self.max_collisions = max_collisions
 
-    def populate_space(self, trial_id):
-        rng = random.Random(f"{self.seed}/{len(self.start_order)}")
-        ranked = self.ranked()
-        if len(self.start_order) < self.population_size or len(ranked) < 2:
-            values = self.random_values()
-        else:
-            values = self._child(ranked, rng)
-        if values is None:  # the space is exhausted
-            return {"status": trial_module.TrialStatus.STOPPED, "values": None}
-        return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+    def parents(self) -> list[tuple[trial_module.Trial, int, float]]:
+        return self.ranked()
 
     def objective_vector(self, trial) -> np.ndarray:
         """The trial's objectives, each to be minimised: its score (negated when maximised), then its costs."""
@@ -63,7 +54,7 @@ class NSGA2Oracle(BaseOracle):
         return chosen[: self.population_size]
 
     def _child(self, ranked: list, rng: random.Random) -> dict | None:
-        mutable = [hp for hp in self.hyperparameters.space if len(choices(hp)) > 1]
+        mutable = self._mutable()
         for _ in range(self.max_collisions):
             first, second = _tournament(ranked, rng), _tournament(ranked, rng)
             values = dict(first.hyperparameters.values)
