@@ -90,15 +90,16 @@ def test_plan_ranks_the_candidates_by_a_proxy_reproducibly_and_refuses_an_unknow
     from search.orchestration.plan import plan_candidates
     from search.spec.reader import load_space
 
-    space = load_space(write(tmp_path / "s.yaml", TINY_SPACE.replace("width: 0.5", "width: [0.25, 0.5, 1.0]")))
+    three = TINY_SPACE.replace("width: 0.5", "width: [0.25, 0.5, 1.0]").replace("residual: [false, true]", "residual: true")
+    space = load_space(write(tmp_path / "s.yaml", three))
     by_params, note = plan_candidates(space, score="params")
-    assert "ranked by params" in note and len(by_params) == 6
+    assert "ranked by params" in note and len(by_params) == 3
     assert by_params["params"].is_monotonic_decreasing and by_params["width"].iloc[0] == 1.0, "the widest first"
     first, _ = plan_candidates(space, score="synflow")
     again, _ = plan_candidates(space, score="synflow")
     assert first["synflow"].tolist() == again["synflow"].tolist(), "each candidate seeded by the search's seed"
     assert first["synflow"].is_monotonic_decreasing and (first["synflow"] > 0).all()
-    assert first["synflow"].nunique() == 6, "the candidates score differently"
+    assert first["synflow"].nunique() == 3, "the candidates score differently"
 
     result = CliRunner().invoke(app, ["plan", str(tmp_path / "s.yaml"), "--score", "accuracy"], env={"COLUMNS": "200"})
     assert result.exit_code == 2 and "not a proxy; known: synflow, jacob_cov" in result.output
