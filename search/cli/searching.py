@@ -42,6 +42,12 @@ def schema():
     typer.echo(json.dumps(Space.model_json_schema(), indent=2))
 
 
+def _known_proxy(value: str | None) -> str | None:
+    if value is not None and value not in PROXIES:
+        raise typer.BadParameter(f"{value!r} is not a proxy; known: {', '.join(PROXIES)}")
+    return value
+
+
 @app.command()
 def plan(
     space_path: SpaceArg,
@@ -51,7 +57,7 @@ def plan(
         typer.Option(
             help="Rank the candidates by a zero-cost proxy, scored untrained on one batch of the training images "
             "(higher first): synflow, jacob_cov, grad_norm, snip; params and flops are the baselines a proxy must beat.",
-            callback=lambda value: _known_proxy(value),
+            callback=_known_proxy,
             show_default=False,
         ),
     ] = None,
@@ -70,12 +76,6 @@ def plan(
     except UserError as error:
         raise error.at(space_path) from None
     Console().print(rich_table(table, title=f"{space.name}: {note}"))
-
-
-def _known_proxy(value: str | None) -> str | None:
-    if value is not None and value not in PROXIES:
-        raise typer.BadParameter(f"{value!r} is not a proxy; known: {', '.join(PROXIES)}")
-    return value
 
 
 @app.command()

@@ -50,6 +50,13 @@ class PopulationOracle(BaseOracle):
         """Hyperparameters with more than one value: the ones a mutation can change."""
         return [hp for hp in self.hyperparameters.space if len(choices(hp)) > 1]
 
+    def get_state(self):
+        return super().get_state() | {"population_size": self.population_size}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.population_size = state["population_size"]
+
 
 class RegularizedEvolutionOracle(PopulationOracle):
     def __init__(self, *, sample_size: int = 5, **kwargs):
@@ -78,11 +85,10 @@ class RegularizedEvolutionOracle(PopulationOracle):
         return trial.score if self.objective.direction == "max" else -trial.score
 
     def get_state(self):
-        return super().get_state() | {"population_size": self.population_size, "sample_size": self.sample_size}
+        return super().get_state() | {"sample_size": self.sample_size}
 
     def set_state(self, state):
         super().set_state(state)
-        self.population_size = state["population_size"]
         self.sample_size = state["sample_size"]
 
 

@@ -66,11 +66,11 @@ class NSGA2Oracle(PopulationOracle):
         return self.random_values()  # the neighbourhood is used up: explore elsewhere
 
     def get_state(self):
-        return super().get_state() | {"costs": self.costs, "population_size": self.population_size, "crossover": self.crossover}
+        return super().get_state() | {"costs": self.costs, "crossover": self.crossover}
 
     def set_state(self, state):
         super().set_state(state)
-        self.costs, self.population_size, self.crossover = state["costs"], state["population_size"], state["crossover"]
+        self.costs, self.crossover = state["costs"], state["crossover"]
 
 
 def _tournament(ranked: list, rng: random.Random):
