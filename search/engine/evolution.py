@@ -16,11 +16,13 @@ from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import trial as trial_module
 
 from search.engine.compat import BaseOracle
+from search.engine.prescreen import Prescreened
 
 
-class PopulationOracle(BaseOracle):
+class PopulationOracle(Prescreened, BaseOracle):
     """What evolution and NSGA-II share: the first `population_size` trials are random, then each is a
-    child of `parents()` (`_child`), drawn with a generator seeded by the seed and the trial's number."""
+    child of `parents()` (`_child`), drawn with a generator seeded by the seed and the trial's number;
+    with a prescreen, the best-scoring of several such draws."""
 
     min_parents = 1
 
@@ -33,9 +35,9 @@ class PopulationOracle(BaseOracle):
         rng = random.Random(f"{self.seed}/{len(self.start_order)}")
         parents = self.parents()
         if len(self.start_order) < self.population_size or len(parents) < self.min_parents:
-            values = self.random_values()
+            values = self.best_of(self.random_values)
         else:
-            values = self._child(parents, rng)
+            values = self.best_of(lambda: self._child(parents, rng))
         if values is None:  # the space is exhausted
             return {"status": trial_module.TrialStatus.STOPPED, "values": None}
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}

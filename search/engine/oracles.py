@@ -12,6 +12,7 @@ import keras_tuner as kt
 from search.engine import compat
 from search.engine.evolution import RegularizedEvolutionOracle
 from search.engine.nsga2 import NSGA2Oracle
+from search.engine.prescreen import PrescreenedRandomOracle, Scorer
 from search.spec.metrics import minimised
 from search.spec.schema import Space
 
@@ -46,7 +47,7 @@ class Strategy:
 
 STRATEGIES = {
     "grid": Strategy(compat.GridSearchOracle),
-    "random": Strategy(compat.RandomSearchOracle),
+    "random": Strategy(PrescreenedRandomOracle),
     "bayesian": Strategy(compat.BayesianOptimizationOracle),
     "hyperband": Strategy(compat.HyperbandOracle, _brackets, budgeted=False, continues_trials=True),
     "evolution": Strategy(RegularizedEvolutionOracle, _population),
@@ -68,12 +69,17 @@ def planned_trials(space: Space) -> int | None:
     return min(space.search.max_trials or grid, grid)
 
 
-def make_oracle(space: Space) -> compat.Oracle:
+def make_oracle(space: Space, scorer: Scorer | None = None) -> compat.Oracle:
+    """The oracle of the space's strategy; `scorer` ranks what it samples under `search.prescreen`
+    (`search.engine.prescreen.ProxyScorer`); an oracle that samples nothing (a worker's, or one whose
+    state is being repaired) is made without."""
     search = space.search
     strategy = STRATEGIES[search.strategy]
+    prescreen = {"scorer": scorer, "sampled": search.prescreen.sampled} if search.prescreen and scorer else {}
     return strategy.oracle(
         objective=objective(space),
         seed=search.seed,
         max_consecutive_failed_trials=search.max_consecutive_failed_trials,
         **strategy.options(space),
+        **prescreen,
     )

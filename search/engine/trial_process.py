@@ -35,6 +35,8 @@ import keras_tuner as kt  # noqa: E402
 from search.data import Data  # noqa: E402
 from search.engine.hypermodel import SpaceHyperModel  # noqa: E402
 from search.models.costs import model_costs  # noqa: E402
+from search.models.proxies import BATCH as PROXY_BATCH  # noqa: E402
+from search.models.proxies import score, seeded_build  # noqa: E402
 from search.models.latency import latency  # noqa: E402
 from search.reporting.statistics import convergence  # noqa: E402
 from search.spec.metrics import minimised  # noqa: E402
@@ -69,7 +71,7 @@ class TrialFailed(Exception):
 def serve_trials(jobs, events, search_pid: int, threads: int | None) -> None:
     """Entry point of a trial process: for each job from `jobs` sends ("built", costs, summary),
     ("epoch", replicate, epoch, logs)... and ("tested", replicate, test metrics) per replicate, ("timed", latency), ("model", replicate)
-    when it kept the best replicate's model, then ("done", seconds spent in fit, MiB its peak size grew
+    when it kept the best replicate's model, ("scored", proxy score) first under a prescreen, then ("done", seconds spent in fit, MiB its peak size grew
     since the first trial) or ("error", reason, traceback). Ends at a None job, after a failed trial,
     or when the search process is gone (`search_pid`: kill -9, crash). `threads` caps TensorFlow's CPU
     threads (workers sharing one machine)."""
@@ -128,6 +130,11 @@ def _run(job: TrialJob, events) -> float:
     max_params = job.space.search.max_params
     fit_seconds = 0.0
     kept = None  # (score, replicate, weights) of the best replicate by the objective, on its selected epoch
+    if (prescreen := job.space.search.prescreen) is not None:  # the score the prescreen ranked it by
+        data = hypermodel.data
+        model = seeded_build(lambda: hypermodel.build(job.hyperparameters), job.space.search.seed)
+        events.put(("scored", {"proxy_score": score(model, prescreen.proxy, data.x_train[:PROXY_BATCH], data.y_train[:PROXY_BATCH])}))
+        keras.backend.clear_session()
     for replicate, seed in enumerate(job.seeds):
         if replicate:
             keras.backend.clear_session()

@@ -20,6 +20,7 @@ import keras_tuner as kt
 from search.engine import compat
 from search.engine.hypermodel import declare
 from search.engine.oracles import STRATEGIES, make_oracle
+from search.engine.prescreen import Scorer
 from search.engine.trial_process import TrialJob, TrialProcess
 from search.engine.trial_server import process_context
 from search.errors import TrackingUnreachable
@@ -34,10 +35,10 @@ class TrackedTuner(compat.DeclaringTuner):
     """Drives one search: the oracle proposes, the trial process trains, MLflow records."""
 
     @classmethod
-    def for_space(cls, space: Space, **kwargs) -> TrackedTuner:
-        """The tuner of `space` with its strategy's oracle; `kwargs`: this class's arguments and KerasTuner's
-        (directory, project_name, overwrite)."""
-        return cls(oracle=make_oracle(space), space=space, **kwargs)
+    def for_space(cls, space: Space, scorer: Scorer | None = None, **kwargs) -> TrackedTuner:
+        """The tuner of `space` with its strategy's oracle (ranking its samples with `scorer` under a
+        prescreen); `kwargs`: this class's arguments and KerasTuner's (directory, project_name, overwrite)."""
+        return cls(oracle=make_oracle(space, scorer), space=space, **kwargs)
 
     def __init__(
         self,
@@ -193,8 +194,8 @@ class TrackedTuner(compat.DeclaringTuner):
             if kind == "model":
                 kept = payload[0]
             elif kind == "built":
-                costs, summary = payload
-            elif kind == "timed":
+                costs, summary = costs | payload[0], payload[1]
+            elif kind in ("timed", "scored"):
                 costs = costs | payload[0]
             elif kind == "epoch":
                 replicate, epoch, logs = payload

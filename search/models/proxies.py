@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from search.models.costs import model_costs
 
+BATCH = 64  # the training images a candidate is scored on: the first of the training part (the reference's batch)
 HEAD = "predictions"  # the dense softmax layer every family ends with
 JACOB_COV_K = 1e-5  # the reference's regulariser of the correlation eigenvalues
 
@@ -112,3 +113,11 @@ def score(model: keras.Model, proxy: str, x: np.ndarray, y: np.ndarray) -> float
     finally:
         for variable, value in zip(model.non_trainable_weights, state):
             variable.assign(value)
+
+
+def seeded_build(build: Callable[[], keras.Model], seed: int) -> keras.Model:
+    """A fresh candidate whose initialisation `seed` fixes: scored wherever it is (`plan --score`, a
+    prescreen, the trial's `proxy_score`), the same candidate gets the same score."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    return build()

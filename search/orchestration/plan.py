@@ -8,7 +8,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-import keras
 import pandas as pd
 
 from search.data import Data, DataMemory, available_memory, check_preparation, data_memory, describe_arrays, describe_input, load_data
@@ -16,14 +15,15 @@ from search.data.memory import TRAINING_COPIES, gib
 from search.errors import ResourceError
 from search.models.budget import SIZE_KEYS, ModelMemory, largest_candidate, space_slots
 from search.models.costs import model_costs
+from search.models.proxies import BATCH as PROXY_BATCH
 from search.models.proxies import score as proxy_score
+from search.models.proxies import seeded_build
 from search.models.registry import build_candidate
 from search.spec.schema import Space, model_values
 
 # What a trial process holds beyond the pages it shares with the server it is forked from: TensorFlow's
 # kernels, graphs and allocator caches (measured: 0.3-0.5 GiB for the shipped spaces), rounded up.
 RUNTIME_BYTES = 2**29
-PROXY_BATCH = 64  # images a zero-cost proxy scores a candidate on (the reference implementation's batch)
 
 
 @dataclass(frozen=True)
@@ -152,9 +152,8 @@ def plan_candidates(space: Space, sample: int = 24, score: str | None = None) ->
     candidates, note = _sampled_structures(space, sample) if space.model.searched else _grid_candidates(space, sample)
     rows = []
     for number, values in candidates:
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(space.search.seed)
-        model = build_candidate(space.model, model_values(values), input_shape=input_shape, num_classes=num_classes)
+        model = seeded_build(lambda: build_candidate(space.model, model_values(values), input_shape=input_shape, num_classes=num_classes),
+                             space.search.seed)
         rows.append({"candidate": number, **{k: values[k] for k in varying}, **model_costs(model)})
         if batch is not None:
             rows[-1][score] = proxy_score(model, score, *batch)

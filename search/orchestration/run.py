@@ -17,6 +17,7 @@ import yaml
 from search.data import Data, load_data
 from search.distributed.chief import serve
 from search.distributed.distribution import Distribution, search_key
+from search.engine.prescreen import ProxyScorer
 from search.engine.oracles import planned_trials
 from search.engine.state import repair_state
 from search.engine.trial_server import start_trial_server
@@ -135,6 +136,7 @@ def _run_search(
     try:
         tuner = TrackedTuner.for_space(
             space,
+            scorer=ProxyScorer(space, data) if space.search.prescreen else None,
             data_path=project / "data.npz",
             directory=str(tuner_dir),
             project_name=space.name,
@@ -230,7 +232,8 @@ def ui_metrics(space: Space, data: Data) -> list[str]:
     """The metrics the UI's runs table shows: what the comparison reports and ranks by, and the costs."""
     objective = space.search.objective
     test = ["test_loss" if minimised(objective) else "test_accuracy"] if data.has_test else []
-    return [*test, best_metric(objective), "converged", "params", "flops", "train_seconds"]
+    proxy = ["proxy_score"] if space.search.prescreen else []
+    return [*test, best_metric(objective), "converged", "params", "flops", "train_seconds", *proxy]
 
 
 def search_description(space: Space) -> str:

@@ -10,6 +10,7 @@ import stat
 from pathlib import Path
 
 from search.spec.families import FAMILIES
+from search.spec.metrics import PRESCREENING
 from search.spec.problems import Problem
 from search.spec.schema import Objective, ParetoCost, Space
 
@@ -97,6 +98,9 @@ def transfer_target_problems(space: Space) -> list[Problem]:
 
 def _check_search(space: Space) -> list[Problem]:
     search, problems = space.search, _check_objectives(space)
+    if search.prescreen is not None and search.strategy not in PRESCREENING:
+        problems.append(Problem("search.prescreen", f"only {' and '.join(PRESCREENING)} sample candidates a proxy can prescreen; "
+                                f"not {search.strategy}"))
     if search.strategy in ("evolution", "nsga2") and search.max_trials is not None and search.max_trials <= search.population_size:
         problems.append(Problem("search.population_size", f"{search.population_size} is not below search.max_trials "
                                 f"({search.max_trials}): the first population_size trials are random, so {search.strategy} would never start"))

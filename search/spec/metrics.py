@@ -7,6 +7,7 @@ COSTS = ("params", "flops", "train_seconds")  # what every trial costs: fewer is
 MEASURED_COSTS = ("latency_ms", "latency_batch_ms", "search_hours")  # what some trials cost, where it was measured
 # Zero-cost proxies (search.models.proxies), by name: scores of an untrained candidate, higher is better
 PROXIES = ("synflow", "jacob_cov", "grad_norm", "snip", "params", "flops")
+PRESCREENING = ("random", "evolution")  # the strategies whose sampling a proxy can prescreen
 
 
 def minimised(metric: str) -> bool:

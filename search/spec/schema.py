@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from search.spec.families import FAMILIES
+from search.spec.metrics import PROXIES
 from search.spec.fields import NAME_PATTERN, Axis, Strict, enum_schema, printable, printable_lines
 
 MAX_PATH_CHARS = 4096  # Linux's PATH_MAX
@@ -145,6 +146,22 @@ Objective = Literal["val_accuracy", "val_loss", "accuracy", "loss"]
 ParetoCost = Literal["params", "flops", "latency_ms", "latency_batch_ms"]  # costs a multi-objective search minimises
 
 
+Proxy = Literal[PROXIES]
+
+
+class Prescreen(Strict):
+    """Train only the best-scoring fraction of what the strategy samples: it samples 1/keep candidates
+    per trial, scores each untrained with a zero-cost proxy, and trains the best."""
+
+    proxy: Proxy
+    keep: Annotated[float, Field(gt=0, le=1)] = Field(0.25, description="the fraction trained: one in round(1/keep) sampled")
+
+    @property
+    def sampled(self) -> int:
+        """Candidates scored per trained one."""
+        return max(1, round(1 / self.keep))
+
+
 class Search(Strict):
     @model_validator(mode="before")
     @classmethod
@@ -184,6 +201,10 @@ class Search(Strict):
     )
     crossover: Annotated[float, Field(ge=0, le=1)] = Field(
         0.5, description="nsga2: the chance that a child mixes two parents (uniform crossover) before its mutation"
+    )
+    prescreen: Prescreen | None = Field(
+        None, description="random, evolution: score round(1/keep) sampled candidates with a zero-cost proxy and train the "
+        "best, e.g. {proxy: synflow, keep: 0.25}; every trial then logs proxy_score"
     )
     max_consecutive_failed_trials: Annotated[int, Field(ge=1, le=1000)] = 3
     max_params: Annotated[int, Field(ge=1, le=10**12)] | None = Field(
@@ -271,6 +292,7 @@ class Space(Strict):
             "population_size": search.population_size,
             "sample_size": search.sample_size,
             "max_params": search.max_params,
+            "prescreen": f"{search.prescreen.proxy}/{search.prescreen.keep:g}" if search.prescreen else None,
         }
 
     def axes(self) -> dict[str, list]:
