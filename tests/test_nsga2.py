@@ -5,16 +5,18 @@ import random
 
 import keras_tuner as kt
 import numpy as np
+import pytest
 from conftest import TINY_SPACE, write
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from search.cli import app
+from search.engine.front import reference_point
 from search.engine.hypermodel import declare
 from search.engine.nsga2 import NSGA2Oracle
 from search.reporting.pareto import dominates, fronts, hypervolume
 from search.spec.schema import Space
-from search.tracking.tags import PARENT_TAG
+from search.tracking.tags import PARENT_TAG, REFERENCE_TAG
 
 CELLS = {
     "name": "cells",
@@ -113,3 +115,17 @@ def test_a_real_two_objective_search_reports_its_costs_to_the_oracle(tmp_path):
         trial = json.loads(path.read_text())
         seen = trial["metrics"]["metrics"]["params"]["observations"][0]["value"][0]
         assert seen == logged[trial["trial_id"]], "the oracle saw the params the trial logged"
+    # the front and the hypervolume, as the search logged them, against the logged objectives
+    placed = np.array([[-t.data.metrics["best_val_accuracy"], t.data.metrics["params"]] for t in trials])
+    on_front = set(fronts(placed)[0].tolist())
+    assert [t.data.metrics["on_front"] for t in trials] == [float(i in on_front) for i in range(len(trials))]
+    parent = next(r for r in runs if PARENT_TAG not in r.data.tags)
+    history = client.get_metric_history(parent.info.run_id, "hypervolume")
+    assert [m.step for m in history] == [1, 2, 3]
+    assert [m.value for m in history] == sorted(m.value for m in history), "a front's hypervolume never shrinks"
+    by_end = sorted(trials, key=lambda t: t.info.end_time)
+    ordered = np.array([[-t.data.metrics["best_val_accuracy"], t.data.metrics["params"]] for t in by_end])
+    reference = reference_point(ordered[:2])  # fixed by the population of 2
+    assert history[-1].value == pytest.approx(hypervolume(ordered, reference))
+    assert history[0].value == pytest.approx(hypervolume(ordered[:1], reference)) and history[0].value > 0
+    assert parent.data.tags[REFERENCE_TAG].startswith("best_val_accuracy ")

@@ -18,6 +18,7 @@ from pathlib import Path
 import keras_tuner as kt
 
 from search.engine import compat
+from search.engine.front import log_front
 from search.engine.hypermodel import declare
 from search.engine.oracles import STRATEGIES, make_oracle
 from search.engine.prescreen import Scorer
@@ -123,6 +124,7 @@ class TrackedTuner(compat.DeclaringTuner):
             raise
         if kept is not None:
             self._keep_model(run_id, values, metrics, kept, self._model_folder(trial.trial_id))
+        log_front(self.tracker, self.parent_id, self.space)
         self.observer.trial_end(trial.trial_id, "FINISHED", metrics)
         return [_best_epoch(curve, self.oracle.objective) | self._costs(metrics) for curve in curves]
 

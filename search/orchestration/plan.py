@@ -147,7 +147,7 @@ def plan_candidates(space: Space, sample: int = 24, score: str | None = None) ->
     check_preparation(describe_arrays(space.dataset), space.dataset)
     check_memory(space)
     input_shape, num_classes = describe_input(space.dataset)
-    batch = _proxy_batch(space) if score else None
+    batch = proxy_batch(space) if score else None
     varying = space.varying_names()
     candidates, note = _sampled_structures(space, sample) if space.model.searched else _grid_candidates(space, sample)
     rows = []
@@ -166,7 +166,7 @@ def plan_candidates(space: Space, sample: int = 24, score: str | None = None) ->
     return table, note
 
 
-def _proxy_batch(space: Space):
+def proxy_batch(space: Space):
     """The images a proxy scores every candidate on: the first of the training part (fixed by the split)."""
     data = load_data(space.dataset)
     return data.x_train[:PROXY_BATCH], data.y_train[:PROXY_BATCH]

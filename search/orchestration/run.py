@@ -17,6 +17,7 @@ import yaml
 from search.data import Data, load_data
 from search.distributed.chief import serve
 from search.distributed.distribution import Distribution, search_key
+from search.engine.front import log_front
 from search.engine.prescreen import ProxyScorer
 from search.engine.oracles import planned_trials
 from search.engine.state import repair_state
@@ -168,6 +169,7 @@ def _run_search(
         raise
     if space.training.save_models == "best":
         prune_models(tracker, parent_id, space.search.objective)  # workers finishing at once may both have kept one
+    log_front(tracker, parent_id, space)  # the same: a worker may not have seen another's last trial
     trials = tracker.runs(parent_id)
     summary = search_summary(trials, space, time.perf_counter() - started)
     best = best_trial(trials, space)

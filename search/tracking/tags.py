@@ -24,6 +24,7 @@ MODEL_REPLICATE_TAG = "archsearch.model_replicate"  # which replicate's weights 
 MODEL_ARTIFACT = "model"
 BEST_RUN_TAG = "archsearch.best_run"  # on a finished search's parent run: its best trial's run id
 BEST_NAME_TAG = "archsearch.best_name"  # ... and that trial's name
+REFERENCE_TAG = "archsearch.hypervolume_reference"  # on a two-objective search's parent: the point its hypervolume is measured from
 FAILURE_TAG = "failure_reason"  # why a run ended FAILED or KILLED
 # The experiment's kind: the MLflow UI's "Machine learning" experiments. MLflow 3.17's UI does not choose its
 # view by it (see UI_WORKFLOW in locations.py); earlier 3.x UIs opened the runs table by it, and MLflow's
