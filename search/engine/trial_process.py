@@ -34,9 +34,8 @@ import keras_tuner as kt  # noqa: E402
 
 from search.data import Data  # noqa: E402
 from search.engine.hypermodel import SpaceHyperModel  # noqa: E402
+from search.engine.prescreen import ProxyScorer  # noqa: E402
 from search.models.costs import model_costs  # noqa: E402
-from search.models.proxies import BATCH as PROXY_BATCH  # noqa: E402
-from search.models.proxies import score, seeded_build  # noqa: E402
 from search.models.latency import latency  # noqa: E402
 from search.reporting.statistics import convergence  # noqa: E402
 from search.spec.metrics import minimised  # noqa: E402
@@ -130,10 +129,8 @@ def _run(job: TrialJob, events) -> float:
     max_params = job.space.search.max_params
     fit_seconds = 0.0
     kept = None  # (score, replicate, weights) of the best replicate by the objective, on its selected epoch
-    if (prescreen := job.space.search.prescreen) is not None:  # the score the prescreen ranked it by
-        data = hypermodel.data
-        model = seeded_build(lambda: hypermodel.build(job.hyperparameters), job.space.search.seed)
-        events.put(("scored", {"proxy_score": score(model, prescreen.proxy, data.x_train[:PROXY_BATCH], data.y_train[:PROXY_BATCH])}))
+    if job.space.search.prescreen is not None:  # the score the prescreen ranked it by, computed the same way
+        events.put(("scored", {"proxy_score": ProxyScorer(job.space, hypermodel.data)(job.hyperparameters)}))
         keras.backend.clear_session()
     for replicate, seed in enumerate(job.seeds):
         if replicate:
