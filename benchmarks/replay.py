@@ -28,6 +28,7 @@ import random
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import keras_tuner as kt
@@ -36,6 +37,7 @@ import pandas as pd
 import yaml
 from results import record
 from scipy.stats import spearmanr
+from sklearn.exceptions import ConvergenceWarning
 
 from search.engine.hypermodel import declare
 from search.engine.oracles import make_oracle
@@ -200,6 +202,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--table", default="resnet")
     args = parser.parse_args()
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)  # the bayesian oracle's Gaussian process, every trial
     truth = Truth(args.table)
     seeds = sorted({row["seed"] for rows in truth.rows.values() for row in rows})
     score_seconds = proxy_seconds(args.table, PRESCREEN["proxy"])

@@ -3,6 +3,7 @@
 import json
 
 import keras
+import mlflow.artifacts
 import mlflow.keras
 import pytest
 from conftest import TINY_SPACE, write
@@ -53,8 +54,9 @@ def test_the_best_trial_alone_keeps_the_model_of_its_best_replicate(searched):
     scores = [best.data.metrics[f"best_val_accuracy/replicate_{i}"] for i in range(2)]
     assert scores[replicate] == max(scores), "the replicate kept is the one validation selects"
 
-    mlflow.set_tracking_uri(uri)
-    model = mlflow.keras.load_model(f"runs:/{best.info.run_id}/model")  # MLflow's own Keras flavour loads it
+    # MLflow's own Keras flavour loads it (downloaded with an explicit store: set_tracking_uri leaks into the environment)
+    folder = mlflow.artifacts.download_artifacts(run_id=best.info.run_id, artifact_path="model", tracking_uri=uri)
+    model = mlflow.keras.load_model(folder)
     x_val, y_val = validation(root / "tiny.yaml")
     logged = model.evaluate(x_val, y_val, verbose=0, return_dict=True)
     assert logged["accuracy"] == pytest.approx(scores[replicate], abs=1e-6), "the selected epoch's weights, not the last epoch's"

@@ -95,15 +95,15 @@ def test_a_wrong_prescreen_is_refused_at_its_key(tmp_path, search, message):
     assert result.exit_code == 2 and message in result.output, result.output
 
 
-def test_a_prescreened_search_logs_the_score_it_ranked_each_trial_by(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_a_prescreened_search_logs_the_score_it_ranked_each_trial_by(tmp_path):
     space = yaml.safe_load(TINY_SPACE)
     space["model"] = {"family": "resnet", "depth": 8, "width": [0.25, 0.5, 1.0], "residual": [False, True]}
     space["search"] = {"strategy": "random", "max_trials": 2, "seed": 7, "prescreen": {"proxy": "synflow", "keep": 0.5}}
     path = write(tmp_path / "s.yaml", yaml.safe_dump(space))
-    result = CliRunner().invoke(app, ["run", str(path)])
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    result = CliRunner().invoke(app, ["run", str(path), "--tracking-uri", uri, "--tuner-dir", str(tmp_path / "tuner")])
     assert result.exit_code == 0, result.output
-    client = MlflowClient("sqlite:///mlruns/mlflow.db")
+    client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id], f"tags.`{PARENT_TAG}` != ''")
     assert len(runs) == 2
     loaded = Space.model_validate(space)
