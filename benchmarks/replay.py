@@ -16,12 +16,17 @@ Reported, over REPS repetitions of each strategy with the same budget of trainin
     NSGA-II needed to reach random's final hypervolume;
   - each proxy's Spearman rank correlation with the mean test accuracy, on every table built.
 
-    uv run python benchmarks/replay.py [--reps 50]
+    uv run python benchmarks/replay.py [--reps 50] [--table resnet]
+
+Resumable: each repetition's outcome is appended to mlruns/replay/<table>-<settings hash>.jsonl as it finishes, and a run
+again (after a kill) replays only what is not there.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import os
 import random
@@ -52,12 +57,13 @@ PRESCREEN = {"proxy": "jacob_cov", "keep": 0.25}  # the best proxy on the ResNet
 VOTE = ("synflow", "jacob_cov", "snip")  # Abdelfattah et al.'s vote: the mean of these proxies' ranks
 STRATEGIES = {
     "random": {"strategy": "random"},
-    "bayesian": {"strategy": "bayesian"},
     "hyperband": {"strategy": "hyperband"},
     "evolution": {"strategy": "evolution", "population_size": 10, "sample_size": 3},
     "evolution + prescreen": {"strategy": "evolution", "population_size": 10, "sample_size": 3, "prescreen": PRESCREEN},
     "random + prescreen": {"strategy": "random", "prescreen": PRESCREEN},
+    "bayesian": {"strategy": "bayesian"},  # last: its Gaussian process makes it by far the slowest to replay
 }
+DONE = Path("mlruns") / "replay"  # each repetition's outcome, so that a killed replay resumes
 SCRATCH = Path("/dev/shm") if Path("/dev/shm").is_dir() else None  # the oracles' state files, written and thrown away
 
 
@@ -197,21 +203,67 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return float(q1), float(median), float(q3)
 
 
+class Outcomes:
+    """The repetitions already replayed, by (what, rep); a torn last line (a kill mid-write) is ignored."""
+
+    def __init__(self, table: str):
+        DONE.mkdir(parents=True, exist_ok=True)
+        # named by everything an outcome depends on, so a changed table or setting starts afresh
+        settings = json.dumps([STRATEGIES, TARGET_POINTS, BUDGET_SHARE, PARETO_TRIALS, (TABLES / f"{table}.csv").read_text()])
+        self.path = DONE / f"{table}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}.jsonl"
+        self.found = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                self.found[(entry["what"], entry["rep"])] = entry["value"]
+
+    def get(self, what: str, rep: int, compute):
+        if (what, rep) not in self.found:
+            value = compute()
+            with self.path.open("a") as out:
+                out.write(json.dumps({"what": what, "rep": rep, "value": value}) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            self.found[(what, rep)] = value
+        return self.found[(what, rep)]
+
+
+def finite(value: float | None) -> float:
+    return math.inf if value is None else value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=50)
     parser.add_argument("--table", default="resnet")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="which to replay (random, the baseline, always is)")
+    parser.add_argument("--no-pareto", dest="pareto", action="store_false", help="skip the two-objective replays")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # the bayesian oracle's Gaussian process, every trial
     truth = Truth(args.table)
+    done = Outcomes(args.table)
     seeds = sorted({row["seed"] for rows in truth.rows.values() for row in rows})
     score_seconds = proxy_seconds(args.table, PRESCREEN["proxy"])
     print(f"{args.table}: {len(truth.rows)} candidates x seeds {seeds}; best test accuracy {truth.best:.4f}; budget "
           f"{truth.budget:.0f} s; {PRESCREEN['proxy']} {score_seconds:.3f} s per candidate", flush=True)
     found = {}
+    chosen = {"random", *args.strategies.split(",")}
+    unknown = chosen - set(STRATEGIES)
+    if unknown:
+        parser.error(f"--strategies: unknown {', '.join(sorted(unknown))}; expected some of {', '.join(STRATEGIES)}")
     for name, options in STRATEGIES.items():
+        if name not in chosen:
+            continue
         started = time.perf_counter()
-        times = [time_to_target(truth, replay(truth, options, rep, score_seconds=score_seconds)) for rep in range(1, args.reps + 1)]
+
+        def reached(rep: int) -> float | None:  # JSON has no infinity: a search that never got there is None
+            seconds = time_to_target(truth, replay(truth, options, rep, score_seconds=score_seconds))
+            return seconds if math.isfinite(seconds) else None
+
+        times = [finite(done.get(name, rep, lambda: reached(rep))) for rep in range(1, args.reps + 1)]
         found[name] = times
         q1, median, q3 = quartiles(times)
         print(f"{name}: median {median:.0f} s [{q1:.0f}, {q3:.0f}], reached in {sum(map(math.isfinite, times))}/{len(times)} "
@@ -223,12 +275,16 @@ def main() -> None:
         lines.append(f"{name} {median / random_median:.2f} ({median:.0f} s [{q1:.0f}, {q3:.0f}], {sum(map(math.isfinite, times))}/{len(times)})")
     figures = [f"training seconds to a net within {TARGET_POINTS} points of the best test accuracy, median ÷ random's "
                f"(median [quartiles], reps that got there): " + ", ".join(lines)]
-    for cost_key in ("params", "latency_ms"):
+    for cost_key in ("params", "latency_ms") if args.pareto else ():
         volumes = {}
         for name in ("random", "nsga2"):
             options = {"strategy": name} | ({"population_size": 10} if name == "nsga2" else {})
-            runs = [replay(truth, options, rep, cost_key=cost_key, trials=PARETO_TRIALS) for rep in range(1, args.reps + 1)]
-            volumes[name] = [[pareto_hypervolume(truth, [c for c, _, _ in run[:n]], cost_key) for n in range(1, len(run) + 1)] for run in runs]
+
+            def curve(rep: int) -> list[float]:  # the hypervolume after each trial
+                run = replay(truth, options, rep, cost_key=cost_key, trials=PARETO_TRIALS)
+                return [pareto_hypervolume(truth, [c for c, _, _ in run[:n]], cost_key) for n in range(1, len(run) + 1)]
+
+            volumes[name] = [done.get(f"{name} [val_accuracy, {cost_key}]", rep, lambda: curve(rep)) for rep in range(1, args.reps + 1)]
         final = [v[-1] for v in volumes["random"]]
         ratio = statistics.median(n[-1] for n in volumes["nsga2"]) / statistics.median(final)
         needed = [next((i + 1 for i, v in enumerate(curve) if v >= target), math.inf) for curve, target in zip(volumes["nsga2"], final)]

@@ -41,11 +41,14 @@ def points(trials: pd.DataFrame, keys: list[str]) -> np.ndarray:
 
 
 def reference_point(first: np.ndarray) -> np.ndarray:
+    """Beyond the first trials' worst in every coordinate, so their own front already has a volume; an
+    objective on which they all agree is pushed out by a tenth of its magnitude instead (at least 0.1)."""
     spread = first.max(axis=0) - first.min(axis=0)
     return first.max(axis=0) + MARGIN * np.where(spread > 0, spread, np.maximum(np.abs(first.max(axis=0)), 1.0))
 
 
 def log_front(tracker: Tracker, parent_id: str, space: Space) -> None:
+    """Re-derive the front and the hypervolume curve from the store: what is logged is what MLflow holds."""
     if not space.search.objectives:
         return
     keys = objective_keys(space)
