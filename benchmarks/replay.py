@@ -206,7 +206,8 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 class Outcomes:
     """The repetitions already replayed, by (what, rep); a torn last line (a kill mid-write) is ignored."""
 
-    def __init__(self, table: str):
+    def __init__(self, table: str, replayed_only: bool = False):
+        self.replayed_only = replayed_only
         DONE.mkdir(parents=True, exist_ok=True)
         # named by everything an outcome depends on, so a changed table or setting starts afresh
         settings = json.dumps([STRATEGIES, TARGET_POINTS, BUDGET_SHARE, PARETO_TRIALS, (TABLES / f"{table}.csv").read_text()])
@@ -221,6 +222,8 @@ class Outcomes:
                 self.found[(entry["what"], entry["rep"])] = entry["value"]
 
     def get(self, what: str, rep: int, compute):
+        if (what, rep) not in self.found and self.replayed_only:
+            return MISSING
         if (what, rep) not in self.found:
             value = compute()
             with self.path.open("a") as out:
@@ -229,6 +232,9 @@ class Outcomes:
                 os.fsync(out.fileno())
             self.found[(what, rep)] = value
         return self.found[(what, rep)]
+
+
+MISSING = object()  # a repetition not replayed, with --replayed-only
 
 
 def finite(value: float | None) -> float:
@@ -241,10 +247,12 @@ def main() -> None:
     parser.add_argument("--table", default="resnet")
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="which to replay (random, the baseline, always is)")
     parser.add_argument("--no-pareto", dest="pareto", action="store_false", help="skip the two-objective replays")
+    parser.add_argument("--replayed-only", action="store_true",
+                        help="report only the repetitions already replayed (each figure says how many), replaying nothing")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # the bayesian oracle's Gaussian process, every trial
     truth = Truth(args.table)
-    done = Outcomes(args.table)
+    done = Outcomes(args.table, args.replayed_only)
     seeds = sorted({row["seed"] for rows in truth.rows.values() for row in rows})
     score_seconds = proxy_seconds(args.table, PRESCREEN["proxy"])
     print(f"{args.table}: {len(truth.rows)} candidates x seeds {seeds}; best test accuracy {truth.best:.4f}; budget "
@@ -263,7 +271,10 @@ def main() -> None:
             seconds = time_to_target(truth, replay(truth, options, rep, score_seconds=score_seconds))
             return seconds if math.isfinite(seconds) else None
 
-        times = [finite(done.get(name, rep, lambda: reached(rep))) for rep in range(1, args.reps + 1)]
+        outcomes = [done.get(name, rep, lambda: reached(rep)) for rep in range(1, args.reps + 1)]
+        times = [finite(value) for value in outcomes if value is not MISSING]
+        if not times:
+            continue
         found[name] = times
         q1, median, q3 = quartiles(times)
         print(f"{name}: median {median:.0f} s [{q1:.0f}, {q3:.0f}], reached in {sum(map(math.isfinite, times))}/{len(times)} "
@@ -284,13 +295,16 @@ def main() -> None:
                 run = replay(truth, options, rep, cost_key=cost_key, trials=PARETO_TRIALS)
                 return [pareto_hypervolume(truth, [c for c, _, _ in run[:n]], cost_key) for n in range(1, len(run) + 1)]
 
-            volumes[name] = [done.get(f"{name} [val_accuracy, {cost_key}]", rep, lambda: curve(rep)) for rep in range(1, args.reps + 1)]
+            curves = [done.get(f"{name} [val_accuracy, {cost_key}]", rep, lambda: curve(rep)) for rep in range(1, args.reps + 1)]
+            volumes[name] = [c for c in curves if c is not MISSING]
+        if not volumes["random"] or not volumes["nsga2"]:
+            continue
         final = [v[-1] for v in volumes["random"]]
         ratio = statistics.median(n[-1] for n in volumes["nsga2"]) / statistics.median(final)
         needed = [next((i + 1 for i, v in enumerate(curve) if v >= target), math.inf) for curve, target in zip(volumes["nsga2"], final)]
         figures.append(f"[val_accuracy, {cost_key}] hypervolume after {PARETO_TRIALS} trials, NSGA-II ÷ random {ratio:.3f} (medians "
                        f"{statistics.median(n[-1] for n in volumes['nsga2']):.3f} and {statistics.median(final):.3f}); trials NSGA-II "
-                       f"needs to reach random's: median {statistics.median(needed):.0f} of {PARETO_TRIALS}")
+                       f"needs to reach random's: median {statistics.median(needed):.0f} of {PARETO_TRIALS} ({len(needed)} reps)")
         print(figures[-1], flush=True)
     for name in ("resnet", "cells"):
         if (TABLES / f"{name}_proxies.csv").exists() and (TABLES / f"{name}.csv").exists():
@@ -299,7 +313,8 @@ def main() -> None:
                            + ", ".join(f"{proxy} {value:.2f}" for proxy, value in sorted(rho.items(), key=lambda item: -item[1])))
             print(figures[-1], flush=True)
     record("search replay", "; ".join(figures),
-           f"{args.table} ground truth ({len(truth.rows)} nets x {len(seeds)} seeds), {args.reps} reps per strategy, budget "
+           f"{args.table} ground truth ({len(truth.rows)} nets x {len(seeds)} seeds), {'up to ' if args.replayed_only else ''}"
+           f"{args.reps} reps per strategy, budget "
            f"{truth.budget:.0f} training seconds (half of training every net once)", ("keras-tuner", "scipy"))
 
 
