@@ -18,8 +18,9 @@ Reported, over REPS repetitions of each strategy with the same budget of trainin
 
     uv run python benchmarks/replay.py [--reps 50] [--table resnet]
 
-Resumable: each repetition's outcome is appended to mlruns/replay/<table>-<settings hash>.jsonl as it finishes, and a run
-again (after a kill) replays only what is not there.
+Resumable: each repetition's outcome is appended to mlruns/replay/<table>-<settings hash>.jsonl as it
+finishes, and a run again (after a kill) replays only what is not there (a prescreen's scoring time stays the
+one measured when its repetitions ran).
 """
 
 from __future__ import annotations
@@ -279,6 +280,8 @@ def main() -> None:
         q1, median, q3 = quartiles(times)
         print(f"{name}: median {median:.0f} s [{q1:.0f}, {q3:.0f}], reached in {sum(map(math.isfinite, times))}/{len(times)} "
               f"({time.perf_counter() - started:.0f} s to replay)", flush=True)
+    if "random" not in found:
+        parser.error("random search, the baseline of every ratio, has no repetition replayed yet")
     random_median = quartiles(found["random"])[1]
     lines = []
     for name, times in found.items():
