@@ -324,8 +324,9 @@ def study_command(
     fresh: Annotated[bool, typer.Option("--fresh", help="Start every search of the study over (after a change to its spaces); "
                                         "the earlier runs stay in MLflow and count in the methods record.")] = False,
 ):
-    """Run a study: every space over every seed, then its report and methods record into FOLDER/results.
-    Run again, it continues where it stopped."""
+    """Run a study: every search and space over every seed, then its report and methods record into
+    FOLDER/results (with `fronts`, the searches' validation fronts compared on the test set). Run again, it
+    continues where it stopped."""
     from search.spec.study import load_study
 
     study, plan = load_study(folder, full)
@@ -341,8 +342,9 @@ def study_command(
             space, space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, origin=origin,
             model_groups=study.rows or space.varying_names()))  # a kept model for the best trial of each group
 
-    out = run_study(folder, study, plan, full, tracking_uri, run_one)
-    console.print(escape(f"wrote the report and methods record to {out}/ (open {out / 'index.html'})"))
+    out = run_study(folder, study, plan, full, tracking_uri, run_one, say=lambda text: console.print(escape(text)))
+    page = out / "index.html" if (out / "index.html").is_file() else out / "fronts.md"
+    console.print(escape(f"wrote the report and methods record to {out}/ (open {page})"))
 
 
 def _ui_hint(uri: str, experiment_id: str) -> str:

@@ -15,6 +15,7 @@ import pandas as pd
 from search.data import LEAK_REMEDY, leak
 from search.errors import DataError, TrackingError, UserError
 from search.files import write_atomic
+from search.orchestration.fronts import write_fronts
 from search.orchestration.report import load_comparison, write_report
 from search.orchestration.run import SearchResult
 from search.orchestration.transfer import Origin, best_cells, transferred_space
@@ -33,17 +34,21 @@ from search.tracking.tags import PARENT_TAG, SEARCH_ROLE, TRIAL_ROLE, VARYING_TA
 RunOne = Callable[[Space, Path, Origin | None], SearchResult]
 
 
-def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_uri: str | None, run_one: RunOne) -> Path:
+def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_uri: str | None, run_one: RunOne,
+              say: Callable[[str], None] = lambda text: None) -> Path:
     """Run the study's searches, spaces and transfers seed by seed (each seed its own search, so an
     interrupted study resumes where it stopped), then write its results; returns the results folder.
+    `say` hears of a long step with no search display (re-timing a front comparison's trials).
     A cell search whose images overlap what a baseline or transfer is judged on is refused first."""
     check_splits(plan)
     experiment, search_experiment = study.experiment(full), study.search_experiment(full)
     records = []
-    searches_then_spaces = [(p, s, search_experiment) for p, s in plan.searches] + [(p, s, experiment) for p, s in plan.spaces]
-    for space_path, space, into in searches_then_spaces:
+    for seed, space_path, space in search_order(plan, study.seeds):
+        result = run_one(seeded(space, seed, search_experiment), space_path, None)
+        records.append(search_record(space_path, seed, result.trials))
+    for space_path, space in plan.spaces:
         for seed in study.seeds:
-            result = run_one(seeded(space, seed, into), space_path, None)
+            result = run_one(seeded(space, seed, experiment), space_path, None)
             records.append(search_record(space_path, seed, result.trials))
     for transfer, search, target_path, target in plan.transfers:
         for seed in study.seeds:
@@ -56,22 +61,36 @@ def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_
             result = run_one(space, target_path, origin)
             records.append(search_record(target_path, seed, result.trials))
     out = folder / ("results-full" if full else "results")
+    uri = resolve_tracking_uri(tracking_uri)
+    judged = bool(plan.spaces or plan.transfers)  # a study of searches alone has no main table
     try:
-        write_report(tracking_uri, [experiment], out, **study.table_options())
-        write_comparisons(tracking_uri, experiment, study.comparisons, out)
+        if judged:
+            write_report(tracking_uri, [experiment], out, **study.table_options())
+            write_comparisons(tracking_uri, experiment, study.comparisons, out)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+        if plan.searches:
+            write_search_table(uri, search_experiment, out)
+        if study.fronts is not None:
+            write_fronts(uri, search_experiment, study, plan.searches, out, say)
     except UserError as error:
         raise error.at(f"{folder / STUDY_FILE}: the searches ran, but the report failed") from None
-    uri = resolve_tracking_uri(tracking_uri)
     costs = [cost for name in (search_experiment, experiment) for cost in run_costs(uri, name)]
     write_record(out, study, full, records, versions=library_versions(), hardware=machine(), costs=costs,
-                 replicates=replicate_rows(uri, experiment), statistics=statistics_used(uri, experiment, study),
+                 replicates=replicate_rows(uri, experiment) if judged else [],
+                 statistics=statistics_used(uri, experiment, study) if judged else None,
                  protocol=protocol_record(folder, study))
-    if plan.searches:
-        try:
-            write_search_table(resolve_tracking_uri(tracking_uri), search_experiment, out)
-        except UserError as error:
-            raise error.at(f"{folder / STUDY_FILE}: the searches ran, but their table failed") from None
     return out
+
+
+def search_order(plan: StudyPlan, seeds: list[int]) -> list[tuple[int, Path, Space]]:
+    """The searches seed by seed, each seed's order rotated by one from the last (A, B; B, A; ...), so that a
+    drift of the machine's speed over the study favours no search in a comparison paired by seed."""
+    order = []
+    for index, seed in enumerate(seeds):
+        shift = index % len(plan.searches) if plan.searches else 0
+        order += [(seed, path, space) for path, space in plan.searches[shift:] + plan.searches[:shift]]
+    return order
 
 
 def write_comparisons(tracking_uri: str | None, experiment: str, comparisons: list[StudyComparison], out: Path) -> Path | None:

@@ -15,8 +15,10 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from search.reporting.axes import cost_scale, place_labels
+from search.reporting.fronts import Reference, validation_front
 from search.reporting.pareto import fronts
 from search.reporting.tables import Comparison
 from search.spec.genotypes import Genotype
@@ -206,6 +208,49 @@ def metric_vs_cost(comparison: Comparison) -> Figure:
     renderer = canvas.get_renderer()
     for axis, costs, scores, texts, line in points:
         place_labels(axis, costs, scores, texts, line, renderer)
+    return figure
+
+
+def search_fronts(trials: pd.DataFrame, reference: Reference, cost: str) -> Figure:
+    """For each seed, every trial of every search in (judged cost, test accuracy), each search's validation
+    front as a step line, the study's reference as a cross: what the front comparison measures, drawn."""
+    seeds = sorted(trials["seed"].unique())
+    figure = Figure(figsize=(3.4 * len(seeds), 3.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(seeds), sharey=True))
+    colours = dict(zip(dict.fromkeys(trials["search"]), itertools.cycle(matplotlib.rcParams["axes.prop_cycle"].by_key()["color"])))
+    for axis, seed in zip(axes, seeds):
+        for search, colour in colours.items():
+            mine = trials[(trials["seed"] == seed) & (trials["search"] == search)]
+            axis.scatter(mine["judged_cost"], mine["test_accuracy"], color=colour, s=14, alpha=0.5, label=plain(search))
+            front = validation_front(mine).sort_values("judged_cost")
+            axis.step(front["judged_cost"], front["test_accuracy"], where="post", color=colour, marker="o", markersize=4,
+                      label=f"{plain(search)}: validation front")
+        axis.scatter([reference.cost], [reference.accuracy], marker="x", color="black", label="reference")
+        axis.set_title(f"seed {seed}", fontsize="medium")
+        axis.set_xlabel(plain(cost))
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy")
+    handles, names = axes[0].get_legend_handles_labels()
+    figure.legend(handles, names, loc="outside upper center", ncols=min(len(handles), 5), fontsize="small", frameon=False)
+    return figure
+
+
+def volume_curves(curves: dict[tuple[str, int], list[float]]) -> Figure:
+    """Each search's test hypervolume after each trial: the median over seeds, the range shaded."""
+    figure = Figure(figsize=(6, 4), layout="constrained")
+    axis = figure.subplots()
+    for search in dict.fromkeys(s for s, _ in curves):
+        rows = [curve for (s, _), curve in curves.items() if s == search]
+        length = min(map(len, rows))
+        values = np.array([row[:length] for row in rows])
+        steps = np.arange(1, length + 1)
+        line, = axis.plot(steps, np.median(values, axis=0), label=f"{plain(search)} (median of {len(rows)} seeds)")
+        axis.fill_between(steps, values.min(axis=0), values.max(axis=0), color=line.get_color(), alpha=0.2)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_xlabel("trials finished")
+    axis.set_ylabel("hypervolume of the validation front, on test")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize="small")
     return figure
 
 

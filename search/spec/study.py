@@ -3,6 +3,8 @@ named. Reading and validating it here, like a space file, means a study is refus
 
 A cell study adds `searches` (run first, into their own experiment, so the proxy trials stay out of
 the comparison) and `transfers`: seed by seed, the best cell of a search retrained at the target's scale.
+A Pareto study compares the searches themselves (`fronts`): each one's validation front, judged on the test
+set, paired by seed.
 """
 
 from __future__ import annotations
@@ -58,9 +60,26 @@ class StudyComparison(Strict):
         return {"rows": self.rows or None, "metric": self.metric, "where": self.where, "baseline": self.baseline, "choose": self.choose or None}
 
 
+class Fronts(Strict):
+    """Compare the study's searches by what each answers, its validation front (the trials no other trial of
+    the search beats in validation accuracy and cost), judged on the test set: the hypervolume of the front's
+    (test accuracy, cost) points from one reference for the whole study, paired by seed against `baseline`."""
+
+    question: Text = Field(description="what the comparison answers, one sentence, shown above it")
+    baseline: FileName = Field(description="the search the others are compared with, one of `searches`")
+    reference_accuracy: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.1, description="the reference's accuracy (chance, say): a front point must beat it to count"
+    )
+    reference_factor: Annotated[float, Field(ge=1, le=100)] = Field(
+        1.1, description="the reference's cost: this many times the costliest trial the first seed's searches share"
+    )
+
+
 class Study(Strict):
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    spaces: list[FileName] = Field(min_length=1, max_length=MAX_FILES, description="space files of the study, relative to it")
+    spaces: list[FileName] = Field(
+        default_factory=list, max_length=MAX_FILES, description="space files of the study, relative to it (none in a study of searches)"
+    )
     searches: list[FileName] = Field(
         default_factory=list, max_length=MAX_FILES, description="cell searches run first, into the experiment `study-<name>-search`"
     )
@@ -79,6 +98,7 @@ class Study(Strict):
     baseline: Text | None = Field(None, description="the main table's baseline group, as `compare --baseline`")
     protocol: FileName | None = Field(None, description="the study's protocol, relative to the study (e.g. PROTOCOL.md), linked from its results")
     comparisons: list[StudyComparison] = Field(default_factory=list, max_length=MAX_FILES)
+    fronts: Fronts | None = Field(None, description="compare the searches' validation fronts on the test set (two objectives)")
 
     def table_options(self) -> dict:
         """The main table's `compare` options: one set for its report and its methods record alike."""
@@ -110,8 +130,10 @@ def load_study(folder: Path, full: bool = False) -> tuple[Study, StudyPlan]:
     spaces, searches, transfers = (
         (study.full_spaces, study.full_searches, study.full_transfers) if full else (study.spaces, study.searches, study.transfers)
     )
-    if not spaces:
+    if full and not (spaces or searches):
         raise SpaceError(path, [Problem("full_spaces", "this study has no full-scale variant")])
+    if not (spaces or searches):
+        raise SpaceError(path, [Problem("spaces", "a study needs spaces, searches, or both")])
     if study.protocol is not None and not (Path(folder) / study.protocol).is_file():
         raise SpaceError(path, [Problem("protocol", f"no file {study.protocol!r} in {folder}")])
     names = [comparison.name for comparison in study.comparisons]
@@ -122,6 +144,8 @@ def load_study(folder: Path, full: bool = False) -> tuple[Study, StudyPlan]:
     for name, space in searched.items():
         if not space.model.searched:
             raise SpaceError(Path(folder) / name, [Problem("model", "a study's `searches` are cell searches (family cells, no genotype)")])
+    if study.fronts is not None:
+        front_problems(path, study.fronts, searched)
     planned = []
     for transfer in transfers:
         if transfer.search not in searched:
@@ -134,6 +158,22 @@ def load_study(folder: Path, full: bool = False) -> tuple[Study, StudyPlan]:
         spaces=[(Path(folder) / name, load_space(Path(folder) / name)) for name in spaces],
         transfers=planned,
     )
+
+
+def front_problems(path: Path, fronts: Fronts, searched: dict[str, Space]) -> None:
+    """A front comparison needs at least two searches of two objectives, the same ones, and a baseline among them."""
+    if fronts.baseline not in searched:
+        raise SpaceError(path, [Problem("fronts.baseline", f"{fronts.baseline!r} is not one of the study's searches ({', '.join(searched) or 'none'})")])
+    if len(searched) < 2:
+        raise SpaceError(path, [Problem("fronts", "a front comparison needs two searches or more in `searches`")])
+    for name, space in searched.items():
+        objectives = space.search.objectives or []
+        if len(objectives) != 2 or objectives[0] != "val_accuracy":
+            raise SpaceError(Path(path).parent / name, [Problem("search.objectives", "a study's `fronts` compares searches for "
+                                                                "[val_accuracy, COST]; this search has " + (", ".join(objectives) or "one objective"))])
+    costs = {space.search.objectives[1] for space in searched.values()}
+    if len(costs) > 1:
+        raise SpaceError(path, [Problem("fronts", f"the searches minimise different costs ({', '.join(sorted(costs))}); a front comparison needs one")])
 
 
 def seeded(space: Space, seed: int, experiment: str) -> Space:
