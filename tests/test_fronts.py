@@ -44,10 +44,22 @@ def test_the_reference_is_fixed_by_the_trials_the_first_seed_shares():
         trial("a", 1, 2, "y", 0.6, 0.6, 9.0), trial("b", 1, 2, "z", 0.6, 0.6, 8.0),  # not shared: they do not count
         trial("a", 2, 1, "w", 0.6, 0.6, 50.0), trial("b", 2, 1, "w", 0.6, 0.6, 50.0),  # another seed: does not count
     ])
-    reference = study_reference(trials, 0.1, 1.1)
-    assert reference.cost == pytest.approx(3.3) and "1 trials the searches of seed 1 share" in reference.note
+    reference = study_reference(trials, 2, 0.1, 1.1)
+    assert reference.cost == pytest.approx(1.1 * 2.5), "the median of the shared architecture's two timings"
+    assert "1 architectures the searches of seed 1 share" in reference.note
     unshared = trials[trials["architecture"] != "x"]
-    assert study_reference(unshared, 0.1, 1.1).cost == pytest.approx(9.9)
+    assert study_reference(unshared, 2, 0.1, 1.1).cost == pytest.approx(9.9)
+    assert study_reference(trials, 3, 0.1, 1.1).cost == pytest.approx(9.9), "shared by two searches of three is not shared"
+
+
+def test_a_search_that_found_nothing_scores_zero_and_stays_paired():
+    trials = pd.DataFrame([trial("base", seed, 1, "x", 0.5, 0.5, 1.0) for seed in (1, 2)]
+                          + [trial("other", 1, 1, "y", float("nan"), 0.6, 1.0)])  # seed 1: no validation figure; seed 2: no trial
+    hours = pd.DataFrame({"search": ["base", "base", "other", "other"], "seed": [1, 2, 1, 2], "search_hours": 0.1})
+    found = compare_fronts(trials, hours, "base", Reference(0.1, 10.0, ""))
+    other = found.runs[found.runs["search"] == "other"]
+    assert other["hypervolume"].tolist() == [0.0, 0.0] and other["front"].tolist() == [0, 0]
+    assert found.differences["other"]["hypervolume"].test == "paired" and found.verdict("other") == "worse"
 
 
 def test_searches_are_paired_by_seed_against_the_baseline():
@@ -126,7 +138,8 @@ def test_a_pareto_study_runs_its_searches_in_turn_and_compares_their_fronts(tmp_
     assert len(shared) >= 2, "both searches draw the same first population"
     reference = Reference(found["reference"]["accuracy"], found["reference"]["cost"], "")
     assert reference.accuracy == 0.1
-    assert reference.cost == pytest.approx(1.1 * seed1.loc[seed1["architecture"].isin(shared), "judged_cost"].max())
+    medians = seed1[seed1["architecture"].isin(shared)].groupby("architecture")["judged_cost"].median()
+    assert reference.cost == pytest.approx(1.1 * medians.max())
     for run in found["runs"]:
         mine = trials[(trials["search"] == run["search"]) & (trials["seed"] == run["seed"])]
         front = [r for r in mine.itertuples() if not any(
@@ -158,6 +171,15 @@ def test_a_front_comparison_that_cannot_be_made_is_refused_before_anything_runs(
     result = runner.invoke(app, ["study", str(folder), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output, result.output
     assert not (tmp_path / "mlflow.db").exists() and not (folder / "results").exists()
+
+
+def test_two_searches_of_one_name_are_refused(tmp_path):
+    from search.spec.study import load_study
+
+    folder = make_fronts_study(tmp_path / "s")
+    write(folder / "random.yaml", CELLS.format(name="nsga2", strategy="random", cost="latency_ms"))
+    with pytest.raises(SpaceError, match="searches: each search needs its own `name`.*nsga2 is used twice"):
+        load_study(folder)
 
 
 def test_a_front_comparison_needs_two_objectives(tmp_path):

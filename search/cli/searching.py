@@ -343,7 +343,7 @@ def study_command(
             model_groups=study.rows or space.varying_names()))  # a kept model for the best trial of each group
 
     out = run_study(folder, study, plan, full, tracking_uri, run_one, say=lambda text: console.print(escape(text)))
-    page = out / "index.html" if (out / "index.html").is_file() else out / "fronts.md"
+    page = next((out / name for name in ("index.html", "fronts.md", "searches.md") if (out / name).is_file()), out)
     console.print(escape(f"wrote the report and methods record to {out}/ (open {page})"))
 
 

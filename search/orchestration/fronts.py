@@ -34,12 +34,14 @@ LATENCIES = ("latency_ms", "latency_batch_ms")  # costs re-timed for the judgeme
 RETIME_SEED = 0  # the order the architectures are timed in
 
 
-def write_fronts(tracking_uri: str, experiment: str, study: Study, searches: list[tuple[Path, Space]], out: Path,
+def write_fronts(tracking_uri: str, experiment: str, study: Study, spaces: dict[str, Space], out: Path,
                  say: Callable[[str], None] = lambda text: None) -> Path:
     """`fronts.md`, `fronts.json`, `front_trials.csv` (every trial, to recompute every figure), `fronts.png`
-    and `hypervolume.png`; each written whole, after the comparison was made."""
-    spaces = {path.name: space for path, space in searches}
+    and `hypervolume.png`; each written whole, after the comparison was made. `spaces`: each search by its
+    name in study.yaml, the name the comparison and its baseline use."""
     trials, hours = search_trials(tracking_uri, experiment, spaces, study.seeds)
+    if trials.empty:
+        raise TrackingError(f"no search of experiment {experiment!r} finished a trial; there are no fronts to compare")
     cost = next(iter(spaces.values())).search.objectives[1]
     if cost in LATENCIES:
         say(f"re-timing the {len(trials)} trials' architectures in this process for the front comparison ({cost})")
@@ -49,7 +51,7 @@ def write_fronts(tracking_uri: str, experiment: str, study: Study, searches: lis
         trials["judged_cost"] = trials["cost"]
         judged = f"{cost} as logged"
     settings = study.fronts
-    reference = study_reference(trials, settings.reference_accuracy, settings.reference_factor)
+    reference = study_reference(trials, len(spaces), settings.reference_accuracy, settings.reference_factor)
     comparison = compare_fronts(trials, hours, settings.baseline, reference)
     write_atomic(out / "front_trials.csv", trials.to_csv(index=False))
     write_atomic(out / "fronts.json", json.dumps(fronts_json(comparison), indent=2) + "\n")
@@ -75,6 +77,11 @@ def search_trials(tracking_uri: str, experiment: str, spaces: dict[str, Space], 
             parent = mine.iloc[-1]
             hours.append({"search": file, "seed": seed, "search_hours": float(parent.get("metrics.search_hours", np.nan))})
             trials = runs[(runs[f"tags.{PARENT_TAG}"] == parent["run_id"]) & (runs["status"] == "FINISHED")]
+            needed = [f"metrics.{best_metric('val_accuracy')}", "metrics.test_accuracy", f"metrics.{space.search.objectives[1]}"]
+            missing = [column for column in needed if column not in trials or trials[column].isna().any()]
+            if len(trials) and missing:
+                raise TrackingError(f"trials of search {name!r} logged no {missing[0].removeprefix('metrics.')}; a front "
+                                    "comparison needs every finished trial's validation and test accuracy and its cost")
             for number, (_, trial) in enumerate(trials.sort_values("end_time", kind="stable").iterrows(), start=1):
                 rows.append({
                     "search": file, "seed": seed, "trial": number, "run_id": trial["run_id"], "strategy": space.search.strategy,
@@ -99,7 +106,10 @@ def model_choice(trial: pd.Series, space: Space) -> dict:
     chosen = {}
     for name, choices in values.items():
         logged = trial.get(f"params.{name}")
-        chosen[name] = next((c for c in choices if str(c) == str(logged)), choices[0]) if len(choices) > 1 else choices[0]
+        matches = [choice for choice in choices if str(choice) == str(logged)]
+        if len(choices) > 1 and not matches:
+            raise TrackingError(f"trial {trial['run_id']} logged {name}={logged!r}, not one of its space's values")
+        chosen[name] = matches[0] if len(choices) > 1 else choices[0]
     if space.model.searched:
         chosen |= {name: trial[f"params.{name}"] for name in space.model.structure_names()}
     return model_values(chosen)

@@ -69,10 +69,6 @@ def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_
             write_comparisons(tracking_uri, experiment, study.comparisons, out)
         else:
             out.mkdir(parents=True, exist_ok=True)
-        if plan.searches:
-            write_search_table(uri, search_experiment, out)
-        if study.fronts is not None:
-            write_fronts(uri, search_experiment, study, plan.searches, out, say)
     except UserError as error:
         raise error.at(f"{folder / STUDY_FILE}: the searches ran, but the report failed") from None
     costs = [cost for name in (search_experiment, experiment) for cost in run_costs(uri, name)]
@@ -80,6 +76,14 @@ def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_
                  replicates=replicate_rows(uri, experiment) if judged else [],
                  statistics=statistics_used(uri, experiment, study) if judged else None,
                  protocol=protocol_record(folder, study))
+    try:
+        if plan.searches:
+            write_search_table(uri, search_experiment, out)
+        if study.fronts is not None:
+            names = dict.fromkeys(study.full_searches if full else study.searches)  # as listed: the baseline is named so
+            write_fronts(uri, search_experiment, study, dict(zip(names, (space for _, space in plan.searches))), out, say)
+    except UserError as error:
+        raise error.at(f"{folder / STUDY_FILE}: the searches ran, but their comparison failed") from None
     return out
 
 

@@ -213,7 +213,7 @@ def metric_vs_cost(comparison: Comparison) -> Figure:
 
 def search_fronts(trials: pd.DataFrame, reference: Reference, cost: str) -> Figure:
     """For each seed, every trial of every search in (judged cost, test accuracy), each search's validation
-    front as a step line, the study's reference as a cross: what the front comparison measures, drawn."""
+    front as a line (chosen on validation, so not monotone on test), the reference cost as a dotted line."""
     seeds = sorted(trials["seed"].unique())
     figure = Figure(figsize=(3.4 * len(seeds), 3.6), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(seeds), sharey=True))
@@ -223,9 +223,9 @@ def search_fronts(trials: pd.DataFrame, reference: Reference, cost: str) -> Figu
             mine = trials[(trials["seed"] == seed) & (trials["search"] == search)]
             axis.scatter(mine["judged_cost"], mine["test_accuracy"], color=colour, s=14, alpha=0.5, label=plain(search))
             front = validation_front(mine).sort_values("judged_cost")
-            axis.step(front["judged_cost"], front["test_accuracy"], where="post", color=colour, marker="o", markersize=4,
+            axis.plot(front["judged_cost"], front["test_accuracy"], color=colour, marker="o", markersize=4,
                       label=f"{plain(search)}: validation front")
-        axis.scatter([reference.cost], [reference.accuracy], marker="x", color="black", label="reference")
+        axis.axvline(reference.cost, color="black", linewidth=0.8, linestyle=":", label="reference cost")
         axis.set_title(f"seed {seed}", fontsize="medium")
         axis.set_xlabel(plain(cost))
         axis.grid(alpha=0.3)
@@ -240,8 +240,8 @@ def volume_curves(curves: dict[tuple[str, int], list[float]]) -> Figure:
     figure = Figure(figsize=(6, 4), layout="constrained")
     axis = figure.subplots()
     for search in dict.fromkeys(s for s, _ in curves):
-        rows = [curve for (s, _), curve in curves.items() if s == search]
-        length = min(map(len, rows))
+        rows = [curve for (s, _), curve in curves.items() if s == search and curve]
+        length = min(map(len, rows))  # a search that finished fewer trials shortens its curve
         values = np.array([row[:length] for row in rows])
         steps = np.arange(1, length + 1)
         line, = axis.plot(steps, np.median(values, axis=0), label=f"{plain(search)} (median of {len(rows)} seeds)")

@@ -40,23 +40,26 @@ class Reference:
         return area / ((1 - self.accuracy) * self.cost)
 
 
-def study_reference(trials: pd.DataFrame, accuracy: float, factor: float) -> Reference:
-    """`factor` x the costliest (judged) trial that every search of the first seed shares; where they share
-    none, the costliest of all the first seed's trials. Only the first trials, which the strategies have not
-    yet steered, enter, so no strategy's choices fix the point its front is measured from."""
-    first = trials[trials["seed"] == trials["seed"].min()]
-    searches = first["search"].nunique()
-    shared = first.groupby("architecture")["search"].transform("nunique") == searches
-    basis = first[shared] if shared.any() else first
-    which = f"the {basis['architecture'].nunique()} trials the searches of seed {first['seed'].iloc[0]} share" if shared.any() \
-        else f"the trials of seed {first['seed'].iloc[0]} (its searches share none)"
-    return Reference(accuracy, factor * float(basis["judged_cost"].max()), f"{factor:g} x the costliest of {which}")
+def study_reference(trials: pd.DataFrame, searches: int, accuracy: float, factor: float) -> Reference:
+    """`factor` x the costliest architecture that all `searches` of the first seed share (its median judged
+    cost over the times it was measured); where they share none, the costliest of the first seed's trials.
+    Shared trials are the ones no strategy has steered yet (the searches' common random start), so no
+    strategy's choices fix the point its front is measured from."""
+    seed = trials["seed"].min()
+    first = trials[trials["seed"] == seed]
+    costs = first.groupby("architecture")["judged_cost"].median()
+    shared = first.groupby("architecture")["search"].nunique() == searches
+    basis = costs[shared] if shared.any() else costs
+    which = f"the {len(basis)} architectures the searches of seed {seed} share" if shared.any() \
+        else f"the architectures of seed {seed} (its searches share none)"
+    return Reference(accuracy, factor * float(basis.max()), f"{factor:g} x the costliest of {which}")
 
 
 def validation_front(search: pd.DataFrame) -> pd.DataFrame:
     """The trials of one search that no other of its trials beats in validation accuracy and (search-time) cost."""
     points = np.column_stack([-search["val_accuracy"].to_numpy(dtype=float), search["cost"].to_numpy(dtype=float)])
-    return search.iloc[fronts(points)[0]] if len(search) else search
+    found = fronts(points)  # none where no trial has both figures
+    return search.iloc[found[0]] if found else search.iloc[:0]
 
 
 def front_volume(search: pd.DataFrame, reference: Reference, accuracy: str = "test_accuracy") -> float:
@@ -82,8 +85,8 @@ class FrontComparison:
 
     def verdict(self, search: str, measure: str = "hypervolume") -> str:
         found = self.differences[search][measure]
-        if not math.isfinite(found.low):
-            return f"not resolved (n = {found.n})"
+        if found.test != "paired" or not math.isfinite(found.low):
+            return f"not resolved ({found.n} seeds shared with the baseline)"
         if found.low > 0 or found.high < 0:
             return "better" if found.diff > 0 else "worse"
         trials = self.runs.loc[self.runs["search"] == search, "trials"]
@@ -95,15 +98,19 @@ MEASURES = ("hypervolume", "validation_hypervolume", "search_hours")
 
 def compare_fronts(trials: pd.DataFrame, hours: pd.DataFrame, baseline: str, reference: Reference) -> FrontComparison:
     """Each search's front at each seed, measured from `reference`, and every other search against `baseline`,
-    paired by seed. `hours`: `search`, `seed`, `search_hours` of each search run."""
+    paired by seed. `hours`: `search`, `seed`, `search_hours` of each search run, one row for every search and
+    seed compared (one that finished no trial found nothing: its hypervolume is 0)."""
     rows, curves = [], {}
-    for (search, seed), group in trials.groupby(["search", "seed"], sort=True):
+    for run in hours.itertuples():
+        group = trials[(trials["search"] == run.search) & (trials["seed"] == run.seed)]
         front = validation_front(group)
-        curves[(search, seed)] = volume_curve(group, reference)
-        rows.append({"search": search, "seed": int(seed), "trials": len(group), "front": len(front),
+        curves[(run.search, run.seed)] = volume_curve(group, reference)
+        rows.append({"search": run.search, "seed": int(run.seed), "trials": len(group), "front": len(front),
                      "hypervolume": front_volume(group, reference),
-                     "validation_hypervolume": front_volume(group, reference, accuracy="val_accuracy")})
-    runs = pd.DataFrame(rows).merge(hours, on=["search", "seed"], how="left")
+                     "validation_hypervolume": front_volume(group, reference, accuracy="val_accuracy"),
+                     "front_cost": float(front["cost"].median()), "front_judged_cost": float(front["judged_cost"].median()),
+                     "search_hours": float(run.search_hours)})
+    runs = pd.DataFrame(rows)
     searches = list(dict.fromkeys(runs["search"]))
     summaries = {s: {m: summarise(runs.loc[runs["search"] == s, m].dropna()) for m in MEASURES} for s in searches}
     base = runs[runs["search"] == baseline]
@@ -142,11 +149,12 @@ def render_fronts(comparison: FrontComparison, question: str, cost: str, judged:
         text = ", ".join(f"seed {seed}: " + (f"trial {trial}" if trial else f"not reached in {len(comparison.curves[(search, seed)])}")
                          for seed, trial in seeds.items())
         lines += ["", f"First trial at which `{search}`'s test hypervolume reaches `{comparison.baseline}`'s final value: {text}."]
-    lines += ["", "Each search and seed:", "", "| search | seed | trials | front | hypervolume | validation hypervolume | search_hours |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", f"Each search and seed ({cost}: the median over the front's trials, as the search measured it and as judged):", "",
+              f"| search | seed | trials | front | hypervolume | validation hypervolume | {cost} (search) | {cost} (judged) | search_hours |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for row in comparison.runs.itertuples():
         lines.append(f"| {row.search} | {row.seed} | {row.trials} | {row.front} | {row.hypervolume:.4f} | {row.validation_hypervolume:.4f} "
-                     f"| {row.search_hours:.3f} |")
+                     f"| {row.front_cost:.4g} | {row.front_judged_cost:.4g} | {row.search_hours:.3f} |")
     return "\n".join(lines) + "\n"
 
 

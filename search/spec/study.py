@@ -144,6 +144,11 @@ def load_study(folder: Path, full: bool = False) -> tuple[Study, StudyPlan]:
     for name, space in searched.items():
         if not space.model.searched:
             raise SpaceError(Path(folder) / name, [Problem("model", "a study's `searches` are cell searches (family cells, no genotype)")])
+    names = [space.name for space in searched.values()]
+    if len(set(names)) < len(names):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        raise SpaceError(path, [Problem("searches", f"each search needs its own `name` (its runs and state are kept under it); "
+                                                    f"{', '.join(twice)} is used twice")])
     if study.fronts is not None:
         front_problems(path, study.fronts, searched)
     planned = []
