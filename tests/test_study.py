@@ -142,12 +142,13 @@ def test_the_shipped_studies_load_and_their_results_are_committed():
     from search.spec.study import load_study
 
     folders = sorted(p.parent for p in (REPO / "experiments").glob("*/study.yaml"))
-    assert {f.name for f in folders} >= {"degradation", "bn_placement", "vgg_depth", "kernel_size", "conv_kind", "nasnet"}
+    assert {f.name for f in folders} >= {"degradation", "bn_placement", "vgg_depth", "kernel_size", "conv_kind", "nasnet", "pareto"}
     for folder in folders:
         study, plan = load_study(folder)
         judged = [*plan.spaces, *((path, target) for _, _, path, target in plan.transfers)]
-        assert study.protocol and plan.spaces, folder.name
+        assert study.protocol and (plan.spaces or study.fronts), folder.name
         assert all(len(study.seeds) * space.search.repeats >= 5 for _, space in judged), f"{folder.name}: five replicates per arm"
+        assert study.fronts is None or len(study.seeds) >= 5, f"{folder.name}: five paired seeds of each search"
         assert "Run it:" in (folder / "README.md").read_text()
         record = json.loads((folder / "results" / "record.json").read_text())
         searches = len(plan.searches) + len(plan.spaces) + len(plan.transfers)
