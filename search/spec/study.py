@@ -136,19 +136,17 @@ def load_study(folder: Path, full: bool = False) -> tuple[Study, StudyPlan]:
         raise SpaceError(path, [Problem("spaces", "a study needs spaces, searches, or both")])
     if study.protocol is not None and not (Path(folder) / study.protocol).is_file():
         raise SpaceError(path, [Problem("protocol", f"no file {study.protocol!r} in {folder}")])
-    names = [comparison.name for comparison in study.comparisons]
-    if len(set(names)) < len(names):
-        twice = sorted({name for name in names if names.count(name) > 1})
-        raise SpaceError(path, [Problem("comparisons", f"each comparison needs its own name; {', '.join(twice)} is used twice")])
+    twice = used_twice([comparison.name for comparison in study.comparisons])
+    if twice:
+        raise SpaceError(path, [Problem("comparisons", f"each comparison needs its own name; {twice} is used twice")])
     searched = {name: load_space(Path(folder) / name) for name in searches}
     for name, space in searched.items():
         if not space.model.searched:
             raise SpaceError(Path(folder) / name, [Problem("model", "a study's `searches` are cell searches (family cells, no genotype)")])
-    names = [space.name for space in searched.values()]
-    if len(set(names)) < len(names):
-        twice = sorted({name for name in names if names.count(name) > 1})
+    twice = used_twice([space.name for space in searched.values()])
+    if twice:
         raise SpaceError(path, [Problem("searches", f"each search needs its own `name` (its runs and state are kept under it); "
-                                                    f"{', '.join(twice)} is used twice")])
+                                                    f"{twice} is used twice")])
     if study.fronts is not None:
         front_problems(path, study.fronts, searched)
     planned = []
@@ -163,6 +161,11 @@ def load_study(folder: Path, full: bool = False) -> tuple[Study, StudyPlan]:
         spaces=[(Path(folder) / name, load_space(Path(folder) / name)) for name in spaces],
         transfers=planned,
     )
+
+
+def used_twice(names: list[str]) -> str:
+    """The names that occur more than once, sorted and comma-separated ('' where none does)."""
+    return ", ".join(sorted({name for name in names if names.count(name) > 1}))
 
 
 def front_problems(path: Path, fronts: Fronts, searched: dict[str, Space]) -> None:
