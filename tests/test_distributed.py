@@ -190,8 +190,20 @@ def test_mirrored_strategy_trains_one_trial_on_two_replicas():
     assert "replicas 2 MirroredVariable 1" in done.stdout, done.stdout
 
 
-def _chief_and_clients(tmp_path, monkeypatch, max_trials: int, failures: int = 3, heartbeat_timeout: float = 15):
-    """A chief serving a real oracle on loopback, and two KerasTuner worker clients (no training)."""
+def _declared(oracle, folder):
+    """`oracle` over one axis, x in 0..99, keeping its state in `folder`."""
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    hp.Choice("x", list(range(100)))
+    oracle.update_space(hp)
+    oracle._set_project_dir(str(folder), "chief")
+    return oracle
+
+
+def _chief_and_clients(tmp_path, monkeypatch, max_trials: int, failures: int = 3, heartbeat_timeout: float = 15, oracle=None):
+    """A chief serving a real oracle (KerasTuner's random search unless given) on loopback, and two
+    KerasTuner worker clients (no training)."""
     import keras_tuner as kt
     from keras_tuner.src.distribute.oracle_client import OracleClient
 
@@ -199,12 +211,9 @@ def _chief_and_clients(tmp_path, monkeypatch, max_trials: int, failures: int = 3
     from search.distributed.worker import identify_worker
     from search.engine.compat import RandomSearchOracle
 
-    oracle = RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=max_trials, seed=1,
-                                max_consecutive_failed_trials=failures)
-    hp = kt.HyperParameters()
-    hp.Choice("x", list(range(100)))
-    oracle.update_space(hp)
-    oracle._set_project_dir(str(tmp_path), "chief")
+    oracle = oracle or RandomSearchOracle(objective=kt.Objective("score", "max"), max_trials=max_trials, seed=1,
+                                          max_consecutive_failed_trials=failures)
+    _declared(oracle, tmp_path)
     chief = Chief(oracle, "127.0.0.1:0", heartbeat_timeout=heartbeat_timeout)
     chief.start()
     clients = {}
@@ -305,3 +314,151 @@ def test_a_full_disk_on_the_chief_stops_the_search_and_leaves_the_oracle_lock_fr
             chief.serve(poll=0.05)
     finally:
         chief.server.stop(0)
+
+
+def _accuracy_and_size(x: int) -> dict:
+    """A made-up result in which accuracy and size conflict, so the front has several members."""
+    return {"score": x / 100, "params": float((x * 37) % 100) + x / 10}
+
+
+def test_nsga2_served_by_the_chief_ranks_by_the_costs_its_workers_send(tmp_path, monkeypatch):
+    """NSGA-II runs where KerasTuner's oracles run: served to two workers, with the costs crossing the wire
+    beside the score, it proposes exactly what the same oracle proposes in process given the same results."""
+    import keras_tuner as kt
+
+    from search.engine.nsga2 import NSGA2Oracle
+
+    def nsga2():
+        return NSGA2Oracle(objective=kt.Objective("score", "max"), costs=["params"], population_size=4, max_trials=12, seed=3)
+
+    served, chief, clients = _chief_and_clients(tmp_path / "served", monkeypatch, max_trials=12, oracle=nsga2())
+    twin = _declared(nsga2(), tmp_path / "twin")
+    try:
+        for number in range(12):
+            name = "ab"[number % 2]
+            trial, expected = clients[name].create_trial(name), twin.create_trial("twin")
+            assert trial.hyperparameters.values == expected.hyperparameters.values, f"trial {number}"
+            result = _accuracy_and_size(trial.hyperparameters.values["x"])
+            clients[name].update_trial(trial.trial_id, result)
+            trial.status = "COMPLETED"
+            clients[name].end_trial(trial)
+            twin.update_trial(expected.trial_id, result)
+            expected.status = "COMPLETED"
+            twin.end_trial(expected)
+        for trial in served.trials.values():
+            sent = _accuracy_and_size(trial.hyperparameters.values["x"])
+            assert served.objective_vector(trial).tolist() == pytest.approx([-sent["score"], sent["params"]])
+        assert len({t.hyperparameters.values["x"] for t in served.trials.values()}) == 12  # children, no repeats
+    finally:
+        chief.server.stop(0)
+
+
+def test_a_prescreen_served_by_the_chief_hands_each_worker_the_best_scoring_draw(tmp_path, monkeypatch):
+    import keras_tuner as kt
+
+    from search.engine.prescreen import PrescreenedRandomOracle
+
+    scored: list[tuple[int, float]] = []
+
+    def scorer(hp) -> float:  # a made-up proxy, scored where the oracle runs: in the chief
+        scored.append((hp.values["x"], float((hp.values["x"] * 37) % 100)))
+        return scored[-1][1]
+
+    oracle = PrescreenedRandomOracle(objective=kt.Objective("score", "max"), max_trials=8, seed=1, scorer=scorer, sampled=4)
+    _, chief, clients = _chief_and_clients(tmp_path, monkeypatch, max_trials=8, oracle=oracle)
+    try:
+        for number in range(8):
+            name = "ab"[number % 2]
+            before = len(scored)
+            trial = clients[name].create_trial(name)
+            drawn = scored[before:]
+            assert len(drawn) >= 2, "several draws scored for each trial"
+            assert trial.hyperparameters.values["x"] == max(drawn, key=lambda pair: pair[1])[0]
+            _finish(clients[name], trial)
+    finally:
+        chief.server.stop(0)
+
+
+def _search_with_workers(tmp_path, processes, search: str, workers: int) -> tuple[MlflowClient, list, object]:
+    """The tiny space under `search`, run with `workers` local workers to its end: the store's client, the
+    trial runs and the parent run."""
+    import yaml
+    from conftest import TINY_SPACE
+
+    space = yaml.safe_load(TINY_SPACE)
+    space["model"] |= {"width": [0.25, 0.5, 1.0]}
+    space["training"]["epochs"] = 1
+    space["search"] = yaml.safe_load(search)
+    path = write(tmp_path / "space.yaml", yaml.safe_dump(space))
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    with open(tmp_path / "run.log", "w") as log:
+        search_process = archsearch("run", path, "--workers", workers, "--tracking-uri", uri, "--tuner-dir", tmp_path / "tuner", log=log)
+    processes.append(search_process)
+    assert search_process.wait(timeout=300) == 0, (tmp_path / "run.log").read_text()[-3000:]
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    (parent,) = [r for r in runs if PARENT_TAG not in r.data.tags]
+    trials = [r for r in runs if PARENT_TAG in r.data.tags]
+    assert all(t.info.status == "FINISHED" for t in trials)
+    assert sorted(t.data.params["trial_id"] for t in trials) == [str(i) for i in range(len(trials))]  # each once
+    return client, trials, parent
+
+
+def test_nsga2_with_two_workers_logs_its_front_and_each_step_of_the_hypervolume_once(tmp_path, processes):
+    """Workers report the costs to the chief's NSGA-II; the chief alone logs the front as trials end, so the
+    hypervolume curve has each step once, and its last value is the front of every trial the store holds."""
+    import json
+
+    import numpy as np
+
+    from search.engine.front import reference_point
+    from search.reporting.pareto import fronts, hypervolume
+
+    client, trials, parent = _search_with_workers(
+        tmp_path, processes, "{strategy: nsga2, objectives: [val_accuracy, params], population_size: 2, max_trials: 4, seed: 3}", workers=2)
+    assert len(trials) == 4 and {t.data.tags["archsearch.worker"] for t in trials} <= {"worker-1", "worker-2"}
+    logged = {t.data.params["trial_id"]: t.data.metrics["params"] for t in trials}
+    for path in (tmp_path / "tuner" / "tiny").glob("trial_*/trial.json"):  # the chief's oracle state
+        trial = json.loads(path.read_text())
+        assert trial["metrics"]["metrics"]["params"]["observations"][0]["value"][0] == logged[trial["trial_id"]]
+    by_end = sorted(trials, key=lambda t: t.info.end_time)
+    placed = np.array([[-t.data.metrics["best_val_accuracy"], t.data.metrics["params"]] for t in by_end])
+    on_front = set(fronts(placed)[0].tolist())
+    assert [t.data.metrics["on_front"] for t in by_end] == [float(i in on_front) for i in range(4)]
+    history = client.get_metric_history(parent.info.run_id, "hypervolume")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4], "each step once"
+    reference = reference_point(placed[:2])
+    assert max(history, key=lambda m: m.step).value == pytest.approx(hypervolume(placed, reference))
+
+
+def test_a_prescreened_search_with_a_worker_is_scored_in_the_chief_and_logs_the_same_score(tmp_path, processes):
+    """The chief scores the candidates (building untrained nets in its request threads); the worker's trial
+    logs the score of the net it trained, computed again the same way."""
+    import keras_tuner as kt
+
+    from search.data import load_data
+    from search.engine.hypermodel import declare
+    from search.engine.oracles import make_oracle
+    from search.engine.prescreen import ProxyScorer
+    from search.spec.reader import load_space
+
+    _, trials, _ = _search_with_workers(
+        tmp_path, processes, "{strategy: random, max_trials: 2, seed: 7, prescreen: {proxy: synflow, keep: 0.5}}", workers=1)
+    assert len(trials) == 2
+    space = load_space(tmp_path / "space.yaml")
+    scorer = ProxyScorer(space, load_data(space.dataset))
+    # the chief's choices, made again in process: the same oracle, seed and scores choose the same nets
+    oracle = make_oracle(space, scorer)
+    hp = kt.HyperParameters()
+    declare(hp, space)
+    oracle.update_space(hp)
+    oracle._set_project_dir(str(tmp_path / "again"), "again")
+    for trial in sorted(trials, key=lambda t: int(t.data.params["trial_id"])):
+        chosen = oracle.create_trial("again")
+        values = {"width": float(trial.data.params["width"]), "residual": trial.data.params["residual"] == "True"}
+        assert {k: chosen.hyperparameters.values[k] for k in values} == values
+        chosen.status = "COMPLETED"
+        oracle.update_trial(chosen.trial_id, {"val_accuracy": trial.data.metrics["best_val_accuracy"]})
+        oracle.end_trial(chosen)
+        assert trial.data.params["prescreen"] == "synflow/0.5"
+        assert trial.data.metrics["proxy_score"] == pytest.approx(scorer(chosen.hyperparameters), rel=1e-5)

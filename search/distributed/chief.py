@@ -21,6 +21,7 @@ from keras_tuner.engine.trial import Trial, TrialStatus
 from search.distributed.distribution import Distribution
 from search.distributed.local import LocalWorkers
 from search.engine import compat
+from search.engine.front import log_front
 from search.errors import SearchStopped, WorkerError
 from search.reporting.progress import TrialObserver
 from search.spec.metrics import best_metric
@@ -49,6 +50,7 @@ class Chief:
         self.worker_heard: dict[str, float] = {}
         self.trial_heard: dict[str, float] = {}
         self.owner: dict[str, str] = {}  # trial id -> the worker it was handed to
+        self.ended = 0  # trials ended so far; serve's loop acts on a change (`trials_ended`)
         oracle.served = True  # too many failures are recorded in `oracle.stopped`, and the search stopped from here
         self.servicer = compat.Servicer(self)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
@@ -73,6 +75,8 @@ class Chief:
         finished = trial.status == TrialStatus.COMPLETED
         score = {best_metric(self.oracle.objective.name): trial.score} if finished and trial.score is not None else {}
         self.observer.trial_end(trial_id, "FINISHED" if finished else "FAILED", score)
+        with self.lock:
+            self.ended += 1
 
     def create_trial(self, tuner_id: str) -> Trial:
         """The oracle's next trial for this worker. While other workers still train, "wait" (IDLE) instead of
@@ -96,13 +100,19 @@ class Chief:
     def start(self) -> None:
         self.server.start()
 
-    def serve(self, poll: float = 0.5, lost_workers=lambda: []) -> None:
+    def serve(self, poll: float = 0.5, lost_workers=lambda: [], trials_ended=lambda: None) -> None:
         """Block until the search is done: the oracle said stop, nothing runs, nothing waits for a retry.
-        `lost_workers()` names tuner ids known to be gone (local worker processes that exited). Raises
-        SearchStopped when the oracle gave up (too many failed trials in a row)."""
+        `lost_workers()` names tuner ids known to be gone (local worker processes that exited);
+        `trials_ended()` is called here, not in a request's thread, after trials have ended (a call that waits
+        for the tracking server keeps no worker waiting). Raises SearchStopped when the oracle gave up (too
+        many failed trials in a row)."""
+        seen = 0
         try:
             while True:
                 time.sleep(poll)
+                if self.ended != seen:
+                    seen = self.ended
+                    trials_ended()
                 for tuner_id in lost_workers():
                     self.reclaim(tuner_id)  # its worker process exited
                 self.reclaim_silent()
@@ -152,6 +162,7 @@ def serve(tuner, distribution: Distribution, tracker: Tracker, parent_id: str, k
                            distribution.threads_per_worker(), logs=Path(tuner_dir) / tuner.project_name)
     workers.start()
     try:
-        chief.serve(lost_workers=lambda: workers.lost(chief.done()))
+        # the chief alone logs a multi-objective search's front, so its hypervolume curve has one writer
+        chief.serve(lost_workers=lambda: workers.lost(chief.done()), trials_ended=lambda: log_front(tracker, parent_id, tuner.space))
     finally:
         workers.stop()

@@ -37,6 +37,10 @@ class WorkerTuner(TrackedTuner):
         with Heartbeat(self.oracle, trial.trial_id):
             return super().run_trial(trial, *args, **kwargs)
 
+    def log_front(self) -> None:
+        """Not here: the chief logs the front as trials end. Workers finishing at once would each append
+        the hypervolume of the step they saw."""
+
     def start_trial_run(self, trial_id: str, values: dict, tags: dict | None = None) -> str:
         # a run left RUNNING by a worker that died with this trial (the chief handed it out again)
         self.tracker.end_running_children(self.parent_id, "KILLED", "its worker was lost; the trial ran again", trial_id)

@@ -9,8 +9,8 @@ start of NSGA-II; random search's first trials), pushed out by a tenth of their 
 finished no hypervolume is logged; then every step from the first trial on is, so the curve is complete.
 Later trials worse than the reference in an objective add nothing.
 
-Run after each trial wherever trials are logged and once more at the end of the search, as model pruning is:
-workers finishing at once may read the store before each other's trial is in it.
+Run by the one process that owns the search, after each trial (the searching process, or a distributed chief
+as its workers' trials end) and once more at the end: one writer, so the hypervolume curve has each step once.
 """
 
 from __future__ import annotations

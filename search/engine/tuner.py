@@ -124,9 +124,12 @@ class TrackedTuner(compat.DeclaringTuner):
             raise
         if kept is not None:
             self._keep_model(run_id, values, metrics, kept, self._model_folder(trial.trial_id))
-        log_front(self.tracker, self.parent_id, self.space)
+        self.log_front()
         self.observer.trial_end(trial.trial_id, "FINISHED", metrics)
         return [_best_epoch(curve, self.oracle.objective) | self._costs(metrics) for curve in curves]
+
+    def log_front(self) -> None:
+        log_front(self.tracker, self.parent_id, self.space)
 
     def _costs(self, metrics: dict) -> dict:
         """The costs among the search's objectives (`search.objectives`), for a multi-objective oracle."""

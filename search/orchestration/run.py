@@ -169,7 +169,7 @@ def _run_search(
         raise
     if space.training.save_models == "best":
         prune_models(tracker, parent_id, space.search.objective)  # workers finishing at once may both have kept one
-    log_front(tracker, parent_id, space)  # the same: a worker may not have seen another's last trial
+    log_front(tracker, parent_id, space)  # once more: the chief's last call may have come before the last trial's end
     trials = tracker.runs(parent_id)
     summary = search_summary(trials, space, time.perf_counter() - started)
     best = best_trial(trials, space)
