@@ -146,3 +146,7 @@ class Interrupted(ArchsearchError):
 class ResourceError(UserError):
     """The search would need more of the machine than it has (memory for the data set or the largest
     candidate); the message names the key to change, the estimate and what is available."""
+
+
+class WeightsError(UserError):
+    """Pretrained weights the space asks for and this machine lacks, or that do not fit its data."""

@@ -147,3 +147,85 @@ def test_no_net_has_a_strided_1x1_conv(family, values):
                if isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (1, 1) and layer.strides != (1, 1)]
     assert strided == []
     assert any(isinstance(layer, keras.layers.MaxPooling2D) and layer.name.endswith("_subsample") for layer in model.layers)
+
+
+def notes_xception(input_shape, num_classes):
+    """The modern-convnet notes' Xception-style net, written as the notes write it (softmax head)."""
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Conv2D(filters=32, kernel_size=5, use_bias=False)(inputs)
+    for size in [32, 64, 128, 256, 512]:
+        residual = x
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(size, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(size, 3, padding="same", use_bias=False)(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        residual = layers.Conv2D(size, 1, strides=2, padding="same", use_bias=False)(residual)
+        x = layers.add([x, residual])
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.5)(x)
+    return keras.Model(inputs, layers.Dense(num_classes, activation="softmax")(x))
+
+
+def test_the_xception_family_by_default_is_the_notes_net_weight_for_weight():
+    keras.backend.clear_session()
+    ours = build_model("xception", input_shape=(180, 180, 3), num_classes=2)
+    theirs = notes_xception((180, 180, 3), 2)
+    assert ours.count_params() == theirs.count_params()
+    assert sorted(tuple(w.shape) for w in ours.weights) == sorted(tuple(w.shape) for w in theirs.weights)
+    assert ours.output_shape == theirs.output_shape
+    dropout = [layer.rate for layer in ours.layers if isinstance(layer, keras.layers.Dropout)]
+    assert dropout == [0.5]
+
+
+@pytest.mark.parametrize("bn, conv", list(itertools.product(["none", "post", "pre"], ["dense", "separable"])))
+def test_every_xception_variant_trains_one_batch(bn, conv):
+    index = ["none", "post", "pre"].index(bn)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model = build_model("xception", input_shape=(32, 32, 1), num_classes=10, bn=bn, conv=conv, width=0.125, se=index == 1,
+                        kernel=(1, 3, 5)[index])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x = np.random.RandomState(0).rand(4, 32, 32, 1).astype("float32")
+    assert np.isfinite(model.train_on_batch(x, np.arange(4)))
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == (bn != "none")
+    assert any(isinstance(layer, keras.layers.SeparableConv2D) for layer in model.layers) == (conv == "separable" and index > 0)
+    assert sum(isinstance(layer, keras.layers.Add) for layer in model.layers) == 5
+    assert any(layer.name.endswith("_se_scale") for layer in model.layers) == (index == 1)
+
+
+def test_a_keras_application_is_its_base_for_the_input_then_a_softmax_for_the_classes():
+    keras.backend.clear_session()
+    ours = build_model("keras_app", input_shape=(32, 32, 1), num_classes=7, architecture="MobileNetV2", dropout=0.2)
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 1), pooling="avg")
+    assert ours.count_params() == base.count_params() + (1280 + 1) * 7
+    assert ours.output_shape == (None, 7) and ours.get_layer("head_dropout").rate == 0.2
+    assert model_costs(ours)["params"] == ours.count_params()
+
+
+def test_imagenet_weights_come_from_keras_cache_or_are_refused_naming_the_file(tmp_path, monkeypatch):
+    import h5py
+    from keras.src.backend import config
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from search.errors import WeightsError
+
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path))  # where Keras keeps its cache
+    values = dict(input_shape=(32, 32, 3), num_classes=4, architecture="MobileNetV2")
+    with pytest.raises(WeightsError, match=r"imagenet needs mobilenet_v2_\S+_no_top\.h5, which is not in Keras' cache") as refused:
+        build_model("keras_app", weights="imagenet", **values)
+    missing = tmp_path / "models" / refused.value.message().split("needs ")[1].split(",")[0]
+    assert str(missing) in refused.value.message()
+    with pytest.raises(WeightsError, match="take 3-channel images; this data has 1"):
+        build_model("keras_app", weights="imagenet", **(values | {"input_shape": (32, 32, 1)}))
+    # a file in the cache is what the net starts from (here: random weights saved under ImageNet's name)
+    saved = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
+    missing.parent.mkdir(parents=True)
+    with h5py.File(missing, "w") as out:
+        legacy_h5_format.save_weights_to_hdf5_group(out, saved)
+    loaded = build_model("keras_app", weights="imagenet", **values)
+    assert np.array_equal(loaded.get_layer("Conv1").get_weights()[0], saved.get_layer("Conv1").get_weights()[0])

@@ -29,6 +29,10 @@ OTHER_GENOTYPE = "normal: conv1x7_7x1(1)+dil3x3(0), avg3x3(2)+sep7x7(1); reduce:
         ("resnet", dict(depth=14, head="fc", fc_units=32, dropout=0.5), 16),
         ("cells", dict(genotype=GENOTYPE, filters=8, cells_per_stage=2), 16),
         ("cells", dict(genotype=OTHER_GENOTYPE, filters=8, cells_per_stage=1), 16),
+        ("xception", dict(width=0.25), 32),
+        ("xception", dict(width=0.125, bn="post", se=True, kernel=5), 24),
+        ("xception", dict(width=0.125, bn="none", conv="dense", kernel=1, dropout=0.0), 16),
+        ("keras_app", dict(architecture="MobileNetV2"), 32),
     ],
 )
 def test_counted_parameters_equal_the_built_models(family, values, side):

@@ -186,9 +186,16 @@ def classifier_head(x, num_classes: int, design: Design):
             if dropout:
                 x = layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
     elif head == "gap":
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout:
-            x = layers.Dropout(dropout, name="head_dropout")(x)
+        return gap_head(x, num_classes, dropout)
     else:
         raise ValueError(f"unknown head {head!r}; expected 'fc' or 'gap'")
+    return layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+
+
+def gap_head(x, num_classes: int, dropout: float, pooled: bool = False):
+    """Global average pooling (unless `pooled` already), dropout, softmax."""
+    if not pooled:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="head_dropout")(x)
     return layers.Dense(num_classes, activation="softmax", name="predictions")(x)

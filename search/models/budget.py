@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import product
 
-from search.spec.architectures import VGG_CONFIGS, VGG_LRN_CONFIGS, resnet_layout
-from search.spec.families import CellsModel, Family, ResNetModel, VGGModel
+from search.spec.architectures import VGG_CONFIGS, VGG_LRN_CONFIGS, XCEPTION_STEM_KERNEL, resnet_layout
+from search.spec.families import CellsModel, Family, KerasAppModel, ResNetModel, VGGModel, XceptionModel
 from search.spec.genotypes import OPS, Block, Genotype, parse_genotype
 from search.spec.schema import Space
 
@@ -360,10 +360,57 @@ def count_cells(model: CellsModel, values: dict, input_shape: tuple[int, int, in
     return ModelMemory(t.params, t.activations, t.parts.get("head", 0), values)
 
 
+# ---- the Xception-style net and keras.applications ------------------------------------------------
+
+
+def count_xception(model: XceptionModel, values: dict, input_shape: tuple[int, int, int], num_classes: int) -> ModelMemory:
+    """Follows models/xception.py."""
+    t = Tally()
+    side, channels = input_shape[0] - XCEPTION_STEM_KERNEL + 1, input_shape[2]
+    stem = _filters(values, model.widths[0])
+    t.weights(XCEPTION_STEM_KERNEL**2 * channels * stem + (stem if values["bn"] == "none" else 0))
+    t.out(side, stem)
+    if values["bn"] == "post":
+        _bn(t, side, stem)
+        t.out(side, stem)
+    channels = stem
+    for size in model.widths:
+        filters = _filters(values, size)
+        entering = channels
+        for _ in (1, 2):
+            if values["bn"] == "none":
+                t.out(side, channels)  # the unit's ReLU
+                _conv(t, side, side, channels, filters, values["kernel"], values)
+            else:
+                _conv_unit(t, side, side, channels, filters, values["kernel"], values)
+            channels = filters
+        out = math.ceil(side / 2)
+        t.out(out, filters)  # the pool
+        if values["se"]:
+            _se(t, out, filters)
+        _shortcut(t, out, entering, filters, 2, values)
+        t.out(out, filters)  # the addition
+        side = out
+    t.out(1, channels, 1 + 2 * (values["dropout"] > 0))
+    t.weights(channels * num_classes + num_classes, "head")
+    t.out(1, num_classes, 2)
+    return ModelMemory(t.params, t.activations, t.parts.get("head", 0), values)
+
+
+def count_keras_app(model: KerasAppModel, values: dict, input_shape: tuple[int, int, int], num_classes: int) -> ModelMemory:
+    """Keras' own net, measured once built small (models/keras_apps.py): the one family counted by building."""
+    from search.models.keras_apps import measured  # TensorFlow, for this family only
+
+    params, head, activations = measured(values["architecture"], tuple(input_shape), num_classes, model.weights)
+    return ModelMemory(params, activations + 3 * num_classes, head, values)
+
+
 COUNTERS: dict[str, Callable[[Family, dict, tuple[int, int, int], int], ModelMemory]] = {
     VGGModel.name(): count_vgg,
     ResNetModel.name(): count_resnet,
     CellsModel.name(): count_cells,
+    XceptionModel.name(): count_xception,
+    KerasAppModel.name(): count_keras_app,
 }
 
 # The key that makes each family's nets smaller, and the axes that say how large a candidate is.
@@ -371,4 +418,6 @@ SIZE_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     VGGModel.name(): ("model.width", ("config", "width", "fc_units", "head")),
     ResNetModel.name(): ("model.width", ("depth", "width", "fc_units", "head")),
     CellsModel.name(): ("model.filters / model.cells_per_stage", ("filters", "cells_per_stage")),
+    XceptionModel.name(): ("model.width", ("width", "kernel")),
+    KerasAppModel.name(): ("model.architecture", ("architecture",)),
 }

@@ -10,11 +10,14 @@ from __future__ import annotations
 import keras
 
 from search.models.cells import build_cells
+from search.models.keras_apps import build_keras_app
 from search.models.resnet import build_resnet
 from search.models.vgg import build_vgg
-from search.spec.families import FAMILIES, CellsModel, Family, ResNetModel, VGGModel
+from search.models.xception import build_xception
+from search.spec.families import FAMILIES, CellsModel, Family, KerasAppModel, ResNetModel, VGGModel, XceptionModel
 
-BUILDERS = {VGGModel.name(): build_vgg, ResNetModel.name(): build_resnet, CellsModel.name(): build_cells}
+BUILDERS = {VGGModel.name(): build_vgg, ResNetModel.name(): build_resnet, CellsModel.name(): build_cells,
+            XceptionModel.name(): build_xception, KerasAppModel.name(): build_keras_app}
 
 
 def build_candidate(model: Family, values: dict, *, input_shape: tuple[int, int, int], num_classes: int) -> keras.Model:

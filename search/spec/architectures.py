@@ -94,3 +94,22 @@ def resnet_min_input(depth: int) -> int:
 def cells_min_input(stages: int) -> int:
     """A reduction cell between two stages halves the side."""
     return 2 ** (stages - 1)
+
+
+# Chollet's Xception-style net ("Deep Learning with Python", the modern-convnet chapter): one stage per width.
+XCEPTION_WIDTHS = (32, 64, 128, 256, 512)
+XCEPTION_STEM_KERNEL = 5  # a 5x5 conv without padding
+
+
+def xception_min_input() -> int:
+    """The stem's unpadded 5x5 conv needs 5 pixels; the stages' padded pools take any side after it."""
+    return XCEPTION_STEM_KERNEL
+
+
+# keras.applications built by the `keras_app` family: the smallest square input each accepts (Keras'
+# `min_size`; weights or not).
+KERAS_APPS = {
+    "ResNet50": 32, "ResNet50V2": 32, "ResNet101": 32, "Xception": 71, "InceptionV3": 75, "InceptionResNetV2": 75,
+    "MobileNet": 32, "MobileNetV2": 32, "EfficientNetB0": 32, "DenseNet121": 32, "NASNetMobile": 32, "VGG16": 32,
+    "VGG19": 32, "ConvNeXtTiny": 32,
+}

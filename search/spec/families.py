@@ -13,7 +13,16 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field
 
-from search.spec.architectures import MAX_RESNET_DEPTH, cells_min_input, resnet_layout, resnet_min_input, vgg_min_input
+from search.spec.architectures import (
+    KERAS_APPS,
+    MAX_RESNET_DEPTH,
+    XCEPTION_WIDTHS,
+    cells_min_input,
+    resnet_layout,
+    resnet_min_input,
+    vgg_min_input,
+    xception_min_input,
+)
 from search.spec.fields import Axis, IntChoice, Strict, enum_schema, unique
 from search.spec.genotypes import (
     MAX_BLOCKS,
@@ -30,6 +39,7 @@ ConvKind = Literal["dense", "separable"]
 Head = Literal["gap", "fc"]
 Kernel = Literal[1, 3, 5, 7]
 VGGConfig = Literal["A", "A-LRN", "B", "C", "D", "E"]
+KerasApp = Literal[tuple(KERAS_APPS)]
 _PositiveFraction = Annotated[float, Field(gt=0, le=8)]
 _Dropout = Annotated[float, Field(ge=0, lt=1)]
 _BNMomentum = Annotated[float, Field(gt=0, lt=1)]
@@ -203,4 +213,62 @@ class CellsModel(Family):
         return {"genotype": str(random_genotype(self.blocks, self.ops, rng))} if self.searched else {}
 
 
-FAMILIES: dict[str, type[Family]] = {model.name(): model for model in (VGGModel, ResNetModel, CellsModel)}
+class XceptionModel(Family):
+    """The Xception-style net of the modern-convnet notes, as written there: a 5x5 conv stem, then per width
+    (BN, ReLU, separable conv) x2 and a 3x3/2 max-pool, added to a 1x1/2 projection of the stage's input;
+    global average pooling, dropout 0.5, softmax. The defaults are that net; `bn: post` reorders each unit
+    to conv-BN-ReLU, `bn: none` drops BN, `conv: dense` is its dense counterpart, `se` gates each stage's
+    branch before the addition."""
+
+    family: Literal["xception"]
+    widths: Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(min_length=1, max_length=8)] = Field(
+        list(XCEPTION_WIDTHS), description="filters of each stage (each halves the side)"
+    )
+    bn: Axis(BN, enum_schema(BN.__args__)) = ["pre"]
+    conv: Axis(ConvKind, enum_schema(ConvKind.__args__)) = ["separable"]
+    kernel: Axis(IntChoice(*Kernel.__args__), enum_schema(Kernel.__args__)) = [3]
+    width: Axis(_PositiveFraction, {"type": "number", "exclusiveMinimum": 0, "maximum": 8}) = [1.0]
+    se: Axis(bool, {"type": "boolean"}) = [False]
+    dropout: DROPOUT = [0.5]
+    bn_momentum: BN_MOMENTUM = [0.9]
+
+    def axes(self) -> dict[str, list]:
+        return {k: v for k, v in self if k not in ("family", "widths")}
+
+    def settings(self) -> dict[str, object]:
+        return {"widths": "-".join(map(str, self.widths))}
+
+    def builder_settings(self) -> dict[str, object]:
+        return {"widths": tuple(self.widths)}
+
+    def input_needs(self) -> list[tuple[str, object, int]]:
+        return [("widths", self.widths, xception_min_input())]
+
+
+Weights = Literal["none", "imagenet"]
+
+
+class KerasAppModel(Family):
+    """An architecture of keras.applications as a baseline: its convolutional base as Keras builds it for
+    the space's input (`include_top=False`, global average pooling), then dropout and a softmax layer for
+    the space's classes; the same net whether it starts from random weights or from ImageNet's."""
+
+    family: Literal["keras_app"]
+    architecture: Axis(KerasApp, enum_schema(KerasApp.__args__))
+    weights: Weights = Field("none", description="none (random initialisation) or imagenet (from Keras' cache; 3 channels)")
+    dropout: DROPOUT = [0.0]
+
+    def axes(self) -> dict[str, list]:
+        return {"architecture": self.architecture, "dropout": self.dropout}
+
+    def settings(self) -> dict[str, object]:
+        return {"weights": self.weights}
+
+    def builder_settings(self) -> dict[str, object]:
+        return {"weights": self.weights}
+
+    def input_needs(self) -> list[tuple[str, object, int]]:
+        return [("architecture", name, KERAS_APPS[name]) for name in self.architecture]
+
+
+FAMILIES: dict[str, type[Family]] = {model.name(): model for model in (VGGModel, ResNetModel, CellsModel, XceptionModel, KerasAppModel)}
