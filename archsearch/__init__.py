@@ -12,7 +12,7 @@ See the README, "From Python". Errors raise `ArchsearchError` (user errors: `Use
 
 from importlib.metadata import PackageNotFoundError, version
 
-from search.api import best_model, compare, export_model, load_space, report, run, trials
+from search.api import best_model, compare, ensemble, export_model, load_space, report, run, trials
 from search.errors import ArchsearchError, UserError
 from search.reporting.tables import render
 
@@ -27,6 +27,7 @@ __all__ = [
     "__version__",
     "best_model",
     "compare",
+    "ensemble",
     "export_model",
     "load_space",
     "render",

@@ -138,6 +138,16 @@ def best_model(experiment: str, *, run_id: str | None = None, where: str | None 
     return load_model(kept_model(tracking_uri, experiment, run_id=run_id, where=where))
 
 
+def ensemble(experiment: str, *, top: int = 3, where: str | None = None, tracking_uri: str | None = None):
+    """Average the `top` best kept models of the experiment (chosen on validation), judge the ensemble and
+    each member on the test part, and log the ensemble's run; returns the `Ensemble` (its run id, members
+    and accuracies)."""
+    from search.orchestration.ensemble import build_ensemble
+
+    prepare()
+    return build_ensemble(tracking_uri, experiment, top=top, where=where)
+
+
 def export_model(experiment: str, out: str | Path, *, run_id: str | None = None, where: str | None = None,
                  register: str | None = None, force: bool = False, tracking_uri: str | None = None):
     """Write the model `best_model` loads to a `.keras` file (and, given `register`, add it to MLflow's model

@@ -1,4 +1,4 @@
-"""Commands that take trained models out of the store: export."""
+"""Commands that take trained models out of the store: export, ensemble."""
 
 from __future__ import annotations
 
@@ -33,3 +33,24 @@ def export(
     typer.echo(f"wrote {out}: {kept.run_name} (run {kept.run_id}{', ' + shown if shown else ''})")
     if version is not None:
         typer.echo(f"registered as {register} version {version} (models:/{register}/{version})")
+
+
+@app.command()
+def ensemble(
+    experiment: Annotated[str, typer.Argument(help="The MLflow experiment of a finished search.", show_default=False)],
+    top: Annotated[int, typer.Option("--top", min=2, max=100, help="How many of the best kept models (by validation) to average.")] = 3,
+    where: WhereOpt = None,
+    tracking_uri: TrackingOpt = None,
+):
+    """Average the softmax outputs of the K best kept models (chosen on validation, never on test) and judge
+    the ensemble and each member once on the test part of their split; logs an `ensemble` run beside the
+    search, which `report` shows. Needs K kept models: training.save_models: all (best keeps one per group)."""
+    from search.api import ensemble as build
+
+    result = build(experiment, top=top, where=where, tracking_uri=tracking_uri)
+    for rank, member in enumerate(result.members, start=1):
+        typer.echo(f"member {rank}: {member.run_name} (run {member.run_id}): val_accuracy {member.val_accuracy:.4f}, "
+                   f"test_accuracy {member.test_accuracy:.4f}")
+    best = max(member.test_accuracy for member in result.members)
+    typer.echo(f"ensemble of {len(result.members)}: val_accuracy {result.val_accuracy:.4f}, test_accuracy {result.test_accuracy:.4f} "
+               f"({result.test_accuracy - best:+.4f} against its best member); logged as run {result.run_id}")

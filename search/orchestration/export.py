@@ -44,17 +44,22 @@ def kept_model(tracking_uri: str | None, experiment: str, *, run_id: str | None 
         if found["model"].isna().all():
             raise TrackingError(f"run {run_id} ({found['run_name'].iloc[0]}) keeps no model: under training.save_models: best "
                                 f"only each search's best trial does; set save_models: all to keep every trial's")
-        return _kept(uri, found.iloc[0])
+        return kept(uri, found.iloc[0])
+    return kept(uri, ranked_kept(trials, experiment, where).iloc[0])
+
+
+def ranked_kept(trials: pd.DataFrame, experiment: str, where: str | None = None) -> pd.DataFrame:
+    """The finished trials that keep a model, best first by the validation score that selects (never by the
+    test part); TrackingError when there is none."""
     keeping = trials[trials["model"].notna() & (trials["status"] == "FINISHED")]
     if keeping.empty:
         raise TrackingError(f"no trial of experiment {experiment!r} keeps a model{' matching --where' if where else ''}: "
                             "it ran with training.save_models: none, or before models were kept; run the search again (--fresh)")
     ranked_by = ranking_metric(keeping, default_metric(keeping))
-    order = keeping.sort_values(ranked_by, ascending=minimised(ranked_by), kind="stable")
-    return _kept(uri, order.iloc[0])
+    return keeping.sort_values(ranked_by, ascending=minimised(ranked_by), kind="stable")
 
 
-def _kept(uri: str, row: pd.Series) -> KeptModel:
+def kept(uri: str, row: pd.Series) -> KeptModel:
     metrics = {k: float(v) for k, v in row.items() if isinstance(v, float) and pd.notna(v) and not k.startswith("params")}
     return KeptModel(uri, row["run_id"], row["run_name"], row["experiment"], metrics)
 

@@ -10,11 +10,12 @@ import pandas as pd
 
 from search.reporting.destinations import check_report_folder, make_report_folder, writing
 from search.reporting.filters import filter_trials
-from search.reporting.pages import write_figures, write_indexes, write_tables
+from search.reporting.ensembles import ensembles_table
+from search.reporting.pages import write_ensembles, write_figures, write_indexes, write_tables
 from search.reporting.tables import Comparison, compare, latest_searches, trials_frame
 from search.tracking.locations import resolve_tracking_uri
 from search.tracking.reader import read_trials
-from search.tracking.tags import PARENT_TAG
+from search.tracking.tags import ENSEMBLE_ROLE, PARENT_TAG
 
 
 def load_comparison(
@@ -64,7 +65,7 @@ def write_report(
     holds a report (the CLI's default, against a typo); a study rewrites its own results folder. `top`
     keeps the K best groups and the baseline, and `all_searches` pools every search, as for `compare`."""
     from search.reporting import figures  # matplotlib: only for a report, not for `compare`
-    from search.tracking.client import log_folder, metric_histories  # mlflow: only for a report
+    from search.tracking.client import experiment_runs, log_folder, metric_histories  # mlflow: only for a report
 
     check_report_folder(out, force=overwrite)  # before the store is read: a refused folder costs nothing
     uri = resolve_tracking_uri(tracking_uri)
@@ -80,10 +81,13 @@ def write_report(
         "metric_vs_cost": figures.metric_vs_cost(comparison),
     }
     images = {name: {fmt: figures.figure_bytes(figure, fmt) for fmt in ("png", "svg")} for name, figure in drawn.items()}
+    runs = [experiment_runs(uri, name, ENSEMBLE_ROLE) for name in experiments]
+    ensembles = ensembles_table(pd.concat(runs, ignore_index=True), dict(zip(trials["run_id"], trials["run_name"])))
     make_report_folder(out)
     with writing(out):
         written = write_tables(out, comparison, cols) + write_figures(out, images)
-        written += write_indexes(out, comparison, experiments, {name: formats["png"] for name, formats in images.items()}, cols)
+        written += write_ensembles(out, ensembles) if not ensembles.empty else []
+        written += write_indexes(out, comparison, experiments, {name: formats["png"] for name, formats in images.items()}, cols, ensembles)
     if log_to_mlflow:
         for parent in latest_parents(trials):
             log_folder(uri, parent, out, "report")

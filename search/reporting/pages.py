@@ -7,6 +7,10 @@ import html
 import re
 from pathlib import Path
 
+import pandas as pd
+
+from search.reporting.ensembles import CAPTION as ENSEMBLES_CAPTION
+from search.reporting.ensembles import ensembles_html, ensembles_markdown
 from search.reporting.tables import Comparison, render
 
 INDEX_FILES = ("index.md", "index.html")
@@ -72,16 +76,27 @@ STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{bor
          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}")
 
 
-def write_indexes(out: Path, comparison: Comparison, experiments: list[str], figures: dict[str, bytes], cols) -> list[Path]:
+def write_ensembles(out: Path, table: pd.DataFrame) -> list[Path]:
+    """`ensembles.md` and `.csv`: each ensemble beside its members (`search.reporting.ensembles`)."""
+    (out / "ensembles.md").write_text(f"{ENSEMBLES_CAPTION}\n\n{ensembles_markdown(table)}\n")
+    (out / "ensembles.csv").write_text(table.to_csv(index=False))
+    return [out / "ensembles.md", out / "ensembles.csv"]
+
+
+def write_indexes(out: Path, comparison: Comparison, experiments: list[str], figures: dict[str, bytes], cols,
+                  ensembles: pd.DataFrame | None = None) -> list[Path]:
     """`index.md` (figures linked beside it) and `index.html`, self-contained: each figure's PNG (`figures`,
     the bytes of the file written beside it) is embedded as a data URI, because MLflow's artifact viewer, a
-    mail attachment or a copied page cannot follow a relative link."""
+    mail attachment or a copied page cannot follow a relative link. `ensembles`: a section of them, if any."""
+    has_ensembles = ensembles is not None and not ensembles.empty
     title = f"Comparison: {', '.join(experiments)}"
     pivoted = f"By {', '.join(cols)} across columns: the metric cells only (mean ± std, n, failed, bold as below)." if cols else ""
     markdown = [f"# {title}", "", caption_for(comparison), ""]
     if cols:
         markdown += [pivoted, "", render(comparison, "markdown", cols), "", "Every column:", ""]
     markdown += [render(comparison, "markdown"), ""]
+    if has_ensembles:
+        markdown += ["## Ensembles", "", ENSEMBLES_CAPTION, "", ensembles_markdown(ensembles), ""]
     markdown += [f"![{name}]({name}.png)\n" for name in figures]
     markdown += ["Tables: " + ", ".join(f"[{fmt}]({name})" for fmt, name in TABLE_FILES.items()), ""]
     markdown_index, html_index = (out / name for name in INDEX_FILES)
@@ -95,6 +110,7 @@ def write_indexes(out: Path, comparison: Comparison, experiments: list[str], fig
         f"<p>{caption_for(comparison, 'html')}</p>",
         *([f"<p>{html.escape(pivoted)}</p>", render(comparison, "html", cols), "<p>Every column:</p>"] if cols else []),
         render(comparison, "html"),
+        *([f"<h2>Ensembles</h2><p>{html.escape(ENSEMBLES_CAPTION)}</p>", ensembles_html(ensembles)] if has_ensembles else []),
         *(_figure_html(name, png) for name, png in figures.items()),
         f"<p>Beside this page: {html.escape(beside)}.</p>",
         "</body></html>",

@@ -410,6 +410,14 @@ def download_model(tracking_uri: str, run_id: str) -> Iterator[Path]:
         yield folder
 
 
+def read_artifact_text(tracking_uri: str, run_id: str, artifact_file: str) -> str:
+    """A text file a run logged (`Tracker.log_text`), such as a search's resolved `space.yaml`."""
+    with tempfile.TemporaryDirectory(prefix="archsearch-text-") as temporary:
+        with reported_as(TrackingError, f"read {artifact_file} of run {run_id}"):
+            path = MlflowClient(tracking_uri).download_artifacts(run_id, artifact_file, temporary)
+            return Path(path).read_text()
+
+
 def load_keras_model(tracking_uri: str, run_id: str):
     """The model a trial run keeps, as a compiled Keras model."""
     import mlflow.keras
