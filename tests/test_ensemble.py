@@ -104,3 +104,40 @@ def test_an_ensemble_that_cannot_be_made_is_refused_in_one_line(kept, args, mess
     _, uri = kept
     result = runner.invoke(app, ["ensemble", "tiny", *args, "--tracking-uri", uri])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def study_folder(root, save_models="all"):
+    text = (TINY_SPACE.replace("width: 0.5", "width: [0.25, 0.5, 1.0]").replace("residual: [false, true]", "residual: true")
+            .replace("epochs: 2", f"epochs: 1\n  save_models: {save_models}"))
+    write(root / "tiny.yaml", text)
+    write(root / "study.yaml", "name: ens\nspaces: [tiny.yaml]\nseeds: [1, 2]\nensembles: [{space: tiny.yaml, top: 2}]\n")
+    return root
+
+
+def test_a_study_lists_ensembles_and_pairs_each_with_the_single_model_by_seed(tmp_path):
+    folder = study_folder(tmp_path / "study")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    command = ["study", str(folder), "--tracking-uri", uri, "--tuner-dir", str(tmp_path / "tuner")]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("study-ens").experiment_id
+    ensembles = client.search_runs([experiment], f"tags.`{ROLE_TAG}` = '{ENSEMBLE_ROLE}'")
+    assert sorted(run.data.params["where"] for run in ensembles) == ["space == 'tiny-seed1'", "space == 'tiny-seed2'"]
+    record = __import__("json").loads((folder / "results" / "ensemble_gain.json").read_text())[0]
+    by_seed = {int(run.data.params["where"].rstrip("'").rsplit("seed", 1)[1]): run for run in ensembles}
+    assert record["ensemble"] == [by_seed[s].data.metrics["test_accuracy"] for s in (1, 2)]
+    assert record["single"] == [by_seed[s].data.metrics["member_1/test_accuracy"] for s in (1, 2)]
+    assert record["test"] == "paired" and record["diff"] == pytest.approx(np.mean(np.subtract(record["ensemble"], record["single"])))
+    assert "Ensemble − single (paired t-test by seed, n = 2)" in (folder / "results" / "ensemble_gain.md").read_text()
+    assert "ensemble of 2" in (folder / "results" / "ensembles.md").read_text()
+    again = runner.invoke(app, command)  # run again: everything is there, nothing is made twice
+    assert again.exit_code == 0, again.output
+    assert len(client.search_runs([experiment], f"tags.`{ROLE_TAG}` = '{ENSEMBLE_ROLE}'")) == 2
+
+
+def test_a_study_ensemble_of_a_space_that_keeps_one_model_is_refused_before_anything_runs(tmp_path):
+    folder = study_folder(tmp_path / "study", save_models="best")
+    result = runner.invoke(app, ["study", str(folder), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
+    assert result.exit_code == 2 and "training.save_models: an ensemble of the 2 best kept models needs save_models: all" in result.output
+    assert not (tmp_path / "mlflow.db").exists()

@@ -20,7 +20,7 @@ from search.errors import TrackingError
 from search.orchestration.export import kept, load_model, ranked_kept
 from search.orchestration.report import load_comparison
 from search.spec.schema import Space
-from search.tracking.client import Tracker, read_artifact_text
+from search.tracking.client import Tracker, experiment_runs, read_artifact_text
 from search.tracking.locations import resolve_tracking_uri
 from search.tracking.tags import ENSEMBLE_ROLE, MEMBERS_TAG, NOTE_TAG, ROLE_TAG
 
@@ -107,3 +107,34 @@ def _log(uri: str, experiment: str, members: list[Member], result: dict, top: in
     tracker.log_metrics(run_id, metrics)
     tracker.end_run(run_id, "FINISHED")
     return run_id
+
+
+def seed_ensembles(tracking_uri: str, experiment: str, names: dict[int, str], top: int) -> pd.DataFrame:
+    """One ensemble per seed of a study's space (`names`: seed -> that seed's space name), each made once
+    (a study run again reuses the logged one): per seed, the test accuracy of the member validation ranks
+    first (the single model `export` gives), of the best and the mean member, and of the ensemble."""
+    def logged() -> pd.DataFrame:
+        runs = experiment_runs(tracking_uri, experiment, ENSEMBLE_ROLE)
+        return runs[runs["status"] == "FINISHED"] if len(runs) else runs
+
+    def made(runs: pd.DataFrame, where: str) -> pd.DataFrame:
+        if runs.empty:
+            return runs
+        return runs[(runs.get("params.where") == where) & (runs.get("params.top") == str(top))]
+
+    runs = logged()
+    for name in names.values():
+        if made(runs, _space_filter(name)).empty:
+            build_ensemble(tracking_uri, experiment, top=top, where=_space_filter(name))
+    runs = logged()
+    rows = []
+    for seed, name in names.items():
+        run = made(runs, _space_filter(name)).sort_values("start_time").iloc[-1]
+        rows.append({"seed": seed, "space": name, "run_id": run["run_id"], "single": run["metrics.member_1/test_accuracy"],
+                     "best_member": run["metrics.best_member_test_accuracy"], "mean_member": run["metrics.mean_member_test_accuracy"],
+                     "ensemble": run["metrics.test_accuracy"]})
+    return pd.DataFrame(rows)
+
+
+def _space_filter(name: str) -> str:
+    return f"space == '{name}'"

@@ -15,10 +15,12 @@ import pandas as pd
 from search.data import LEAK_REMEDY, leak
 from search.errors import DataError, TrackingError, UserError
 from search.files import write_atomic
+from search.orchestration.ensemble import seed_ensembles
 from search.orchestration.fronts import write_fronts
 from search.orchestration.report import load_comparison, write_report
 from search.orchestration.run import SearchResult
 from search.orchestration.transfer import Origin, best_cells, transferred_space
+from search.reporting.ensembles import ensemble_gain
 from search.reporting.records import search_record, write_record
 from search.reporting.statistics import ALPHA, LEVEL
 from search.reporting.tables import compare, latest_searches, render, trials_frame
@@ -62,11 +64,14 @@ def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_
             records.append(search_record(target_path, seed, result.trials))
     out = folder / ("results-full" if full else "results")
     uri = resolve_tracking_uri(tracking_uri)
+    gains = [(ensemble, space, seed_ensembles(uri, experiment, {seed: seeded(space, seed, experiment).name for seed in study.seeds},
+                                                ensemble.top)) for ensemble, space in plan.ensembles]
     judged = bool(plan.spaces or plan.transfers)  # a study of searches alone has no main table
     try:
         if judged:
             write_report(tracking_uri, [experiment], out, **study.table_options())
             write_comparisons(tracking_uri, experiment, study.comparisons, out)
+            write_ensemble_gains(gains, out)
         else:
             out.mkdir(parents=True, exist_ok=True)
     except UserError as error:
@@ -116,6 +121,20 @@ def write_comparisons(tracking_uri: str | None, experiment: str, comparisons: li
     write_atomic(out / "comparisons.json", json.dumps(tables, indent=2) + "\n")
     write_atomic(out / "comparisons.md", "\n".join(sections))
     return out / "comparisons.md"
+
+
+def write_ensemble_gains(gains: list, out: Path) -> Path | None:
+    """`ensemble_gain.md` and `.json`: each listed ensemble against the single model, paired by seed."""
+    if not gains:
+        return None
+    sections, records = ["# Ensembles against the single model", ""], []
+    for ensemble, space, rows in gains:
+        text, record = ensemble_gain(rows, space.name, ensemble.top)
+        sections.append(text)
+        records.append(record)
+    write_atomic(out / "ensemble_gain.json", json.dumps(records, indent=2, default=float) + "\n")
+    write_atomic(out / "ensemble_gain.md", "\n".join(sections))
+    return out / "ensemble_gain.md"
 
 
 def protocol_record(folder: Path, study: Study) -> dict | None:

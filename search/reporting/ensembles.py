@@ -48,3 +48,28 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return "" if pd.isna(value) else f"{value:.4f}"
     return str(value).replace("|", "\\|")
+
+
+def ensemble_gain(rows: pd.DataFrame, space: str, top: int) -> tuple[str, dict]:
+    """A study's ensembles of one space, seed by seed, against the single model validation picks (member 1):
+    the paired difference with its 95% interval and paired t-test (markdown, and the same as a dict)."""
+    from search.reporting.statistics import ALPHA, LEVEL, difference, summarise
+
+    gain = difference(rows["ensemble"], rows["seed"], rows["single"], rows["seed"])
+    resolved = gain.test == "paired" and gain.p < ALPHA and not (gain.low <= 0 <= gain.high)
+    verdict = (("better" if gain.diff > 0 else "worse") + f" than the single model (p {gain.p:.3g})" if resolved
+               else f"not resolved at n = {gain.n}" + (f" (about {gain.needed} seeds would resolve a difference this size)" if gain.needed else ""))
+    lines = [f"## {space}: ensembles of the {top} best kept models", "",
+             f"Per seed, test accuracy of the single model validation picks (member 1, what `export` gives), of the best and the mean "
+             f"member, and of the ensemble of {top} (softmax averaged).", "",
+             "| seed | single | best member | mean member | ensemble |", "|---|---|---|---|---|"]
+    lines += [f"| {int(r.seed)} | {r.single:.4f} | {r.best_member:.4f} | {r.mean_member:.4f} | {r.ensemble:.4f} |" for r in rows.itertuples()]
+    single, ensemble = summarise(rows["single"]), summarise(rows["ensemble"])
+    test = "paired t-test by seed" if gain.test == "paired" else "Welch"
+    lines += ["", f"Ensemble − single ({test}, n = {gain.n}): {gain.diff:+.4f} "
+                  f"[{gain.low:+.4f}, {gain.high:+.4f}] ({LEVEL:.0%} interval), p {gain.p:.3g}: {verdict}. "
+                  f"Means: single {single.mean:.4f}, ensemble {ensemble.mean:.4f}.", ""]
+    record = {"space": space, "top": top, "seeds": rows["seed"].tolist(), "single": rows["single"].tolist(),
+              "ensemble": rows["ensemble"].tolist(), "test": gain.test, "n": gain.n, "diff": gain.diff, "low": gain.low,
+              "high": gain.high, "p": gain.p, "needed": gain.needed, "verdict": verdict}
+    return "\n".join(lines), record

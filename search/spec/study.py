@@ -39,6 +39,14 @@ class Transfer(Strict):
     top: Annotated[int, Field(ge=1, le=100)] = 1
 
 
+class StudyEnsemble(Strict):
+    """Average the `top` best kept models (by validation) of one of the study's spaces, seed by seed, and
+    compare each ensemble with the single model validation picks, paired by seed."""
+
+    space: FileName = Field(description="a space file listed in `spaces`, with training.save_models: all")
+    top: Annotated[int, Field(ge=2, le=100)] = 3
+
+
 Keys = list[Annotated[str, Field(max_length=100)]]
 Text = Annotated[str, Field(max_length=2000), AfterValidator(printable)]
 
@@ -87,6 +95,8 @@ class Study(Strict):
     full_spaces: list[FileName] = Field(default_factory=list, max_length=MAX_FILES, description="the full-scale variant (--full)")
     full_searches: list[FileName] = Field(default_factory=list, max_length=MAX_FILES)
     full_transfers: list[Transfer] = Field(default_factory=list, max_length=MAX_FILES)
+    ensembles: list[StudyEnsemble] = Field(default_factory=list, max_length=MAX_FILES)
+    full_ensembles: list[StudyEnsemble] = Field(default_factory=list, max_length=MAX_FILES)
     # a seed becomes the space's search.seed
     seeds: list[Annotated[int, Field(ge=1, le=MAX_SEED)]] = Field([1, 2, 3], min_length=1, max_length=MAX_SEEDS)
     rows: Keys = Field(default_factory=list, max_length=100, description="report grouping (default: the axes that vary)")
@@ -119,6 +129,7 @@ class StudyPlan:
     searches: list[tuple[Path, Space]]
     spaces: list[tuple[Path, Space]]
     transfers: list[tuple[Transfer, Space, Path, Space]]  # (transfer, its search's space, target path, target)
+    ensembles: list[tuple[StudyEnsemble, Space]]  # (ensemble, its space)
 
 
 def load_study(folder: Path, full: bool = False) -> tuple[Study, StudyPlan]:
@@ -127,8 +138,9 @@ def load_study(folder: Path, full: bool = False) -> tuple[Study, StudyPlan]:
     if not path.is_file():
         raise SpaceError(path, [Problem("", f"no {STUDY_FILE} in {folder}")])
     study = validated(Study, path, *read_yaml(path))  # read as safely as a space file
-    spaces, searches, transfers = (
-        (study.full_spaces, study.full_searches, study.full_transfers) if full else (study.spaces, study.searches, study.transfers)
+    spaces, searches, transfers, ensembles = (
+        (study.full_spaces, study.full_searches, study.full_transfers, study.full_ensembles) if full
+        else (study.spaces, study.searches, study.transfers, study.ensembles)
     )
     if full and not (spaces or searches):
         raise SpaceError(path, [Problem("full_spaces", "this study has no full-scale variant")])
@@ -156,11 +168,24 @@ def load_study(folder: Path, full: bool = False) -> tuple[Study, StudyPlan]:
             raise SpaceError(path, [Problem(key, f"search {transfer.search!r} is not one of the study's searches ({', '.join(searched) or 'none'})")])
         target_path = Path(folder) / transfer.target
         planned.append((transfer, searched[transfer.search], target_path, load_space(target_path, transfer_target=True)))
+    listed = {name: load_space(Path(folder) / name) for name in spaces}
     return study, StudyPlan(
         searches=[(Path(folder) / name, space) for name, space in searched.items()],
-        spaces=[(Path(folder) / name, load_space(Path(folder) / name)) for name in spaces],
+        spaces=[(Path(folder) / name, space) for name, space in listed.items()],
         transfers=planned,
+        ensembles=[(ensemble, ensemble_space(path, ensemble, listed, "full_ensembles" if full else "ensembles")) for ensemble in ensembles],
     )
+
+
+def ensemble_space(path: Path, ensemble: StudyEnsemble, listed: dict[str, Space], key: str) -> Space:
+    """The space an ensemble averages the kept models of: one of the study's, keeping every trial's model."""
+    if ensemble.space not in listed:
+        raise SpaceError(path, [Problem(key, f"space {ensemble.space!r} is not one of the study's spaces ({', '.join(listed) or 'none'})")])
+    space = listed[ensemble.space]
+    if space.training.save_models != "all":
+        raise SpaceError(Path(path).parent / ensemble.space, [Problem("training.save_models", f"an ensemble of the {ensemble.top} best "
+                                                                      "kept models needs save_models: all (best keeps one per group)")])
+    return space
 
 
 def used_twice(names: list[str]) -> str:
