@@ -80,7 +80,9 @@ def test_the_ensembles_prediction_is_the_mean_of_its_members_on_a_fixed_batch(ke
 
 def test_the_report_shows_each_ensemble_beside_its_members(kept):
     root, uri = kept
-    assert runner.invoke(app, ["ensemble", "tiny", "--top", "3", "--tracking-uri", uri]).exit_code == 0
+    made = runner.invoke(app, ["ensemble", "tiny", "--top", "3", "--tracking-uri", uri])
+    assert made.exit_code == 0 and "against member 1, the single model validation picks" in made.output
+    assert runner.invoke(app, ["ensemble", "tiny", "--top", "2", "--tracking-uri", uri]).exit_code == 0  # the same members again
     out = root / "report"
     result = runner.invoke(app, ["report", "tiny", "--out", str(out), "--tracking-uri", uri, "--force"])
     assert result.exit_code == 0, result.output
@@ -92,6 +94,7 @@ def test_the_report_shows_each_ensemble_beside_its_members(kept):
         assert f"{run.data.metrics['test_accuracy']:.4f}" in table
     names = {t.info.run_name for t in trials_of(uri)}
     assert all(name in table for name in names)
+    assert table.count("| ensemble top-2 | ensemble of 2 |") == 1, "one row per set of members: the latest ensemble of them"
     assert "<h2>Ensembles</h2>" in (out / "index.html").read_text()
 
 
@@ -136,8 +139,13 @@ def test_a_study_lists_ensembles_and_pairs_each_with_the_single_model_by_seed(tm
     assert len(client.search_runs([experiment], f"tags.`{ROLE_TAG}` = '{ENSEMBLE_ROLE}'")) == 2
 
 
-def test_a_study_ensemble_of_a_space_that_keeps_one_model_is_refused_before_anything_runs(tmp_path):
-    folder = study_folder(tmp_path / "study", save_models="best")
+@pytest.mark.parametrize(("save_models", "top", "message"), [
+    ("best", 2, "training.save_models: an ensemble of the 2 best kept models needs save_models: all"),
+    ("all", 5, "ensembles.top: 5 members, but tiny.yaml trains 3 trial(s) per seed"),
+])
+def test_a_study_ensemble_that_cannot_be_made_is_refused_before_anything_runs(tmp_path, save_models, top, message):
+    folder = study_folder(tmp_path / "study", save_models=save_models)
+    write(folder / "study.yaml", (folder / "study.yaml").read_text().replace("top: 2", f"top: {top}"))
     result = runner.invoke(app, ["study", str(folder), "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"])
-    assert result.exit_code == 2 and "training.save_models: an ensemble of the 2 best kept models needs save_models: all" in result.output
+    assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "mlflow.db").exists()

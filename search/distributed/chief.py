@@ -22,7 +22,7 @@ from search.distributed.distribution import Distribution
 from search.distributed.local import LocalWorkers
 from search.engine import compat
 from search.engine.front import log_front
-from search.errors import SearchStopped, WorkerError
+from search.errors import SearchStopped, TrackingUnreachable, WorkerError
 from search.reporting.progress import TrialObserver
 from search.spec.metrics import best_metric
 from search.tracking.client import Tracker
@@ -163,6 +163,17 @@ def serve(tuner, distribution: Distribution, tracker: Tracker, parent_id: str, k
     workers.start()
     try:
         # the chief alone logs a multi-objective search's front, so its hypervolume curve has one writer
-        chief.serve(lost_workers=lambda: workers.lost(chief.done()), trials_ended=lambda: log_front(tracker, parent_id, tuner.space))
+        chief.serve(lost_workers=lambda: workers.lost(chief.done()), trials_ended=lambda: _log_front(tracker, parent_id, tuner.space, observer))
     finally:
         workers.stop()
+
+
+def _log_front(tracker: Tracker, parent_id: str, space, observer: TrialObserver) -> None:
+    """The front after trials ended. A failure costs no trial: the search logs the front again at its end
+    (a tracking server that stopped answering still stops the search, resumable)."""
+    try:
+        log_front(tracker, parent_id, space)
+    except TrackingUnreachable:
+        raise
+    except Exception as error:  # noqa: BLE001 - reported, and made good by the search's last front
+        observer.note(f"the front could not be logged after this trial ({type(error).__name__}: {error}); it is logged at the end")

@@ -401,7 +401,8 @@ def count_keras_app(model: KerasAppModel, values: dict, input_shape: tuple[int, 
     """Keras' own net, measured once built small (models/keras_apps.py): the one family counted by building."""
     from search.models.keras_apps import measured  # TensorFlow, for this family only
 
-    params, head, activations = measured(values["architecture"], tuple(input_shape), num_classes, model.weights)
+    every = measured(tuple(model.architecture), tuple(input_shape), num_classes, model.weights)  # one child process for all
+    params, head, activations = every[values["architecture"]]
     return ModelMemory(params, activations + 3 * num_classes, head, values)
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,18 +62,41 @@ def _cache_only() -> Iterator[None]:
 
 
 @functools.lru_cache(maxsize=64)
-def measured(architecture: str, input_shape: tuple[int, int, int], num_classes: int, weights: str) -> tuple[int, int, int]:
-    """(params, head params, activation elements per image) of the net, built at the architecture's smallest
-    input with the space's channels and weights (so missing weights are refused here, before a search
-    starts); the activations scaled to the space's side. The weights do not depend on the side, and these
-    nets hold at most tens of millions of them."""
+def measured(architectures: tuple[str, ...], input_shape: tuple[int, int, int], num_classes: int, weights: str) -> dict:
+    """Architecture -> (params, head params, activation elements per image) of each net, built at the
+    architecture's smallest input with the space's channels and weights (so missing weights are refused
+    here, before a search starts); the activations scaled to the space's side. The weights do not depend on
+    the side, and these nets hold at most tens of millions of them. Built in one child process that sees no
+    GPU: the process that checks a search's memory must not claim the GPU its trials train on."""
+    arguments = json.dumps([list(architectures), list(input_shape), num_classes, weights])
+    code = f"import json, sys; from search.models.keras_apps import _measure_all; print(json.dumps(_measure_all(*json.loads({arguments!r}))))"
+    environment = os.environ | {"CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, timeout=900)
+    answer = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "{}"
+    found = json.loads(answer)
+    if "error" in found:
+        raise WeightsError(found["error"])
+    if done.returncode != 0 or set(found) != set(architectures):
+        raise RuntimeError(f"measuring {', '.join(architectures)} failed: {done.stderr.strip()[-2000:]}")
+    return {name: tuple(values) for name, values in found.items()}
+
+
+def _measure_all(architectures: list[str], input_shape: list[int], num_classes: int, weights: str) -> dict:
+    try:
+        return {name: _measure(name, tuple(input_shape), num_classes, weights) for name in architectures}
+    except WeightsError as error:
+        return {"error": str(error)}
+
+
+def _measure(architecture: str, input_shape: tuple[int, int, int], num_classes: int, weights: str) -> tuple[int, int, int]:
     side = KERAS_APPS[architecture]
     model = build_keras_app(input_shape=(side, side, input_shape[-1]), num_classes=num_classes, architecture=architecture,
                             dropout=0.0, weights=weights)
     elements = sum(_elements(layer.output) for layer in model.layers[1:])
     head = model.get_layer("predictions").count_params()
+    params = model.count_params()
     keras.backend.clear_session(free_memory=True)
-    return model.count_params(), head, round(elements * (input_shape[0] * input_shape[1]) / (side * side))
+    return params, head, round(elements * (input_shape[0] * input_shape[1]) / (side * side))
 
 
 def _elements(output) -> int:

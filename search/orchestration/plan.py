@@ -101,7 +101,8 @@ def _refusal(space: Space, need: MemoryNeed) -> str:
     if need.fits(1):
         return f"training.batch_size: {estimate}; a batch of at most {_largest_batch(need)} fits"
     if need.model_bytes(0) >= need.model_bytes(1) - need.model_bytes(0):
-        key = "model.fc_units" if model.head_params > model.params / 2 else SIZE_KEYS[space.model.family][0]
+        head_heavy = model.head_params > model.params / 2 and "fc_units" in space.model.axes()
+        key = "model.fc_units" if head_heavy else SIZE_KEYS[space.model.family][0]
         return f"{key}: {estimate}; even one image does not fit: make the net smaller ({key})"
     return (f"dataset.input_size: {estimate}; even one image does not fit: lower dataset.input_size "
             f"or make the net smaller ({SIZE_KEYS[space.model.family][0]})")

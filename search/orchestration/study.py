@@ -64,9 +64,14 @@ def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_
             records.append(search_record(target_path, seed, result.trials))
     out = folder / ("results-full" if full else "results")
     uri = resolve_tracking_uri(tracking_uri)
-    gains = [(ensemble, space, seed_ensembles(uri, experiment, {seed: seeded(space, seed, experiment).name for seed in study.seeds},
-                                                ensemble.top)) for ensemble, space in plan.ensembles]
     judged = bool(plan.spaces or plan.transfers)  # a study of searches alone has no main table
+    gains, failed = [], None
+    for ensemble, space in plan.ensembles:  # before the report, which shows them; a failure is raised after it
+        names = {seed: seeded(space, seed, experiment).name for seed in study.seeds}
+        try:
+            gains.append((ensemble, space, seed_ensembles(uri, experiment, names, ensemble.top)))
+        except UserError as error:
+            failed = failed or error.at(f"{folder / STUDY_FILE}: the searches ran and the report is written, but ensembles ({ensemble.space}) failed")
     try:
         if judged:
             write_report(tracking_uri, [experiment], out, **study.table_options())
@@ -89,6 +94,8 @@ def run_study(folder: Path, study: Study, plan: StudyPlan, full: bool, tracking_
             write_fronts(uri, search_experiment, study, dict(zip(names, (space for _, space in plan.searches))), out, say)
     except UserError as error:
         raise error.at(f"{folder / STUDY_FILE}: the searches ran, but their comparison failed") from None
+    if failed is not None:
+        raise failed
     return out
 
 

@@ -3,23 +3,29 @@ chosen) and the ensemble, with validation and test accuracy, so the page shows w
 
 from __future__ import annotations
 
-import html
+import math
 
 import pandas as pd
 
+from search.reporting.tables import frame_html, frame_markdown
 from search.tracking.tags import MEMBERS_TAG
 
 COLUMNS = ["ensemble", "model", "run", "val_accuracy", "test_accuracy"]
 
 
 def ensembles_table(runs: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    """One row per member and one for the ensemble, per ensemble run (MLflow columns: tags.*, metrics.*);
-    `names` gives the members' run names by run id."""
+    """One row per member and one for the ensemble, per finished ensemble run (MLflow columns: tags.*,
+    metrics.*) whose members are all among the trials reported (`names`: their run names by run id), the
+    latest of each set of members: an ensemble of a superseded search, or one made twice, is not shown."""
     rows = []
-    for _, run in runs[runs["status"] == "FINISHED"].iterrows() if len(runs) else []:
+    finished = runs[runs["status"] == "FINISHED"] if len(runs) else runs
+    latest = finished.drop_duplicates(f"tags.{MEMBERS_TAG}", keep="last") if len(finished) else finished
+    for _, run in latest.iterrows():
         members = str(run.get(f"tags.{MEMBERS_TAG}", "")).split(",")
+        if not all(member in names for member in members):
+            continue
         for rank, member in enumerate(members, start=1):
-            rows.append({"ensemble": run["run_name"], "model": f"member {rank}", "run": names.get(member, member),
+            rows.append({"ensemble": run["run_name"], "model": f"member {rank}", "run": names[member],
                          "val_accuracy": run.get(f"metrics.member_{rank}/val_accuracy"),
                          "test_accuracy": run.get(f"metrics.member_{rank}/test_accuracy")})
         rows.append({"ensemble": run["run_name"], "model": f"ensemble of {len(members)}", "run": run["run_id"],
@@ -27,27 +33,20 @@ def ensembles_table(runs: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-CAPTION = ("Members are the best kept models by validation; the ensemble averages their softmax outputs. "
-           "Test accuracy is measured once, on the test part of the members' split.")
+CAPTION = ("Members are the best kept models by validation (member 1: the one `export` gives); the ensemble averages "
+           "their softmax outputs. Validation and test accuracy are measured again on the kept weights, test once.")
 
 
 def ensembles_markdown(table: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for _, row in table.iterrows():
-        lines.append("| " + " | ".join(_cell(row[c]) for c in COLUMNS) + " |")
-    return "\n".join(lines)
+    return frame_markdown(_shown(table))
 
 
 def ensembles_html(table: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row[c]))}</td>" for c in COLUMNS) + "</tr>" for _, row in table.iterrows())
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return frame_html(_shown(table))
 
 
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return "" if pd.isna(value) else f"{value:.4f}"
-    return str(value).replace("|", "\\|")
+def _shown(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(**{c: table[c].map(lambda v: "" if pd.isna(v) else f"{v:.4f}") for c in ("val_accuracy", "test_accuracy")})
 
 
 def ensemble_gain(rows: pd.DataFrame, space: str, top: int) -> tuple[str, dict]:
@@ -70,6 +69,11 @@ def ensemble_gain(rows: pd.DataFrame, space: str, top: int) -> tuple[str, dict]:
                   f"[{gain.low:+.4f}, {gain.high:+.4f}] ({LEVEL:.0%} interval), p {gain.p:.3g}: {verdict}. "
                   f"Means: single {single.mean:.4f}, ensemble {ensemble.mean:.4f}.", ""]
     record = {"space": space, "top": top, "seeds": rows["seed"].tolist(), "single": rows["single"].tolist(),
-              "ensemble": rows["ensemble"].tolist(), "test": gain.test, "n": gain.n, "diff": gain.diff, "low": gain.low,
-              "high": gain.high, "p": gain.p, "needed": gain.needed, "verdict": verdict}
+              "ensemble": rows["ensemble"].tolist(), "test": gain.test, "n": gain.n, "diff": gain.diff, "low": _finite(gain.low),
+              "high": _finite(gain.high), "p": _finite(gain.p), "needed": gain.needed, "verdict": verdict}
     return "\n".join(lines), record
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: an interval or p that one seed cannot give is null."""
+    return None if math.isnan(value) else value

@@ -360,11 +360,11 @@ def render(comparison: Comparison, fmt: str, cols: list[str] | None = None) -> s
         return json.dumps(header | {"groups": records}, indent=2) + "\n"
     shown = display_frame(comparison, cols)
     if fmt == "markdown":
-        return _markdown(shown)
+        return frame_markdown(shown)
     if fmt == "latex":
         return _latex(shown)
     if fmt == "html":
-        return _html(shown)
+        return frame_html(shown)
     raise TableError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
@@ -463,7 +463,7 @@ def _si(value: float) -> str:
     return f"{value:.0f}"
 
 
-def _markdown(frame: pd.DataFrame) -> str:
+def frame_markdown(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     body = ["| " + " | ".join(_emphasis(v, "**{}**").replace("|", "\\|") for v in row) + " |" for row in frame.itertuples(index=False)]
@@ -486,7 +486,7 @@ def _latex(frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _html(frame: pd.DataFrame) -> str:
+def frame_html(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{_emphasis(str(v), '<strong>{}</strong>', html.escape)}</td>" for v in row) + "</tr>\n"

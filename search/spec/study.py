@@ -185,6 +185,9 @@ def ensemble_space(path: Path, ensemble: StudyEnsemble, listed: dict[str, Space]
     if space.training.save_models != "all":
         raise SpaceError(Path(path).parent / ensemble.space, [Problem("training.save_models", f"an ensemble of the {ensemble.top} best "
                                                                       "kept models needs save_models: all (best keeps one per group)")])
+    planned = space.grid_size() if space.search.strategy == "grid" else space.search.max_trials
+    if planned is not None and planned < ensemble.top:
+        raise SpaceError(path, [Problem(f"{key}.top", f"{ensemble.top} members, but {ensemble.space} trains {planned} trial(s) per seed")])
     return space
 
 

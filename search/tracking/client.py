@@ -418,6 +418,11 @@ def read_artifact_text(tracking_uri: str, run_id: str, artifact_file: str) -> st
             return Path(path).read_text()
 
 
+def run_params(tracking_uri: str, run_id: str) -> dict[str, str]:
+    """A run's params as MLflow holds them (text, untouched by the tables' typing)."""
+    return dict(MlflowClient(tracking_uri).get_run(run_id).data.params)
+
+
 def load_keras_model(tracking_uri: str, run_id: str):
     """The model a trial run keeps, as a compiled Keras model."""
     import mlflow.keras
