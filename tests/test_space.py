@@ -62,7 +62,7 @@ BAD = {
     "negative_number": (TINY_SPACE.replace("batch_size: 32", "batch_size: -32"), ["training.batch_size", "must be at least 1, got -32"]),
     "absurd_number": (TINY_SPACE.replace("epochs: 2", "epochs: 1000000"), ["training.epochs", "must be at most 10,000, got 1000000"]),
     "unknown_dataset": (TINY_SPACE.replace("name: digits", "name: imagenet"), ["dataset.name", "'digits'", "'cifar10'"]),
-    "unknown_family": (TINY_SPACE.replace("family: resnet", "family: alexnet"), ["model.family", "expected 'vgg', 'resnet' or 'cells', got 'alexnet'"]),
+    "unknown_family": (TINY_SPACE.replace("family: resnet", "family: alexnet"), ["model.family", "expected 'vgg', 'resnet', 'cells', 'xception' or 'keras_app', got 'alexnet'"]),
     "bad_depth": (TINY_SPACE.replace("depth: 8", "depth: 21"), ["model.depth", "6n+2"]),
     "bad_vgg_config": (
         "name: v\nmodel: {family: vgg, config: [A, F]}\n",
@@ -375,7 +375,7 @@ PYDANTIC_TYPES = {
     "dict_type": None,  # no field is a plain dict: the strict models raise model_type instead
     "model_type": (RESNET + "dataset: [{name: digits}]\n",
                    "dataset: expected a mapping of dataset settings (name, path, input_size, ...), got a list [{'name': 'digits'}]"),
-    "model_attributes_type": ("model: [resnet]\n", "model: expected a mapping of model settings (family: 'vgg', 'resnet' or 'cells', "
+    "model_attributes_type": ("model: [resnet]\n", "model: expected a mapping of model settings (family: 'vgg', 'resnet', 'cells', 'xception' or 'keras_app', "
                               "then that family's keys), got a list ['resnet']"),
     "int_type": (RESNET + "training: {epochs: ten}\n", "training.epochs: expected a whole number, got 'ten'"),
     "int_from_float": None,  # strict: a float given for an integer is int_type (the message says `write 5`)
@@ -403,8 +403,8 @@ PYDANTIC_TYPES = {
                                 "(it names folders), got 'my search'"),
     "extra_forbidden": (RESNET + "training: {epoch: 3}\n", "training.epoch: unknown key (did you mean 'epochs'?); allowed here: optimizer"),
     "missing": ("dataset: {name: digits}\n", "model: required: at least `model: {family: vgg}` (or resnet, or cells)"),
-    "union_tag_invalid": ("model: {family: vggg}\n", "model.family: expected 'vgg', 'resnet' or 'cells', got 'vggg' (did you mean 'vgg'?)"),
-    "union_tag_not_found": ("model: {depth: 8}\n", "model.family: required: the model's family, 'vgg', 'resnet' or 'cells'"),
+    "union_tag_invalid": ("model: {family: vggg}\n", "model.family: expected 'vgg', 'resnet', 'cells', 'xception' or 'keras_app', got 'vggg' (did you mean 'vgg'?)"),
+    "union_tag_not_found": ("model: {depth: 8}\n", "model.family: required: the model's family, 'vgg', 'resnet', 'cells', 'xception' or 'keras_app'"),
     "value_error": ("model: {family: resnet, depth: 21}\n", "model.depth: ResNet depth 21 is neither 18/34 nor 6n+2"),
     "assertion_error": None,  # no validator asserts
 }
@@ -465,12 +465,12 @@ DID_YOU_MEAN = {  # a misspelt key or value: the closest allowed one, and what i
     "dataset: {augmentation: {flp: true}}": "dataset.augmentation.flp: unknown key (did you mean 'flip'?); allowed here: flip, crop_padding, noise",
     "search: {strategy: grdi}": "search.strategy: expected 'grid', 'random', 'bayesian', 'hyperband', 'evolution' or 'nsga2', got 'grdi' (did you mean 'grid'?)",
     "model: {family: resnet, bn: psot}": "model.bn: expected 'none', 'post' or 'pre', got 'psot' (did you mean 'post'?)",
-    "model: {family: reset}": "model.family: expected 'vgg', 'resnet' or 'cells', got 'reset' (did you mean 'resnet'?)",
+    "model: {family: reset}": "model.family: expected 'vgg', 'resnet', 'cells', 'xception' or 'keras_app', got 'reset' (did you mean 'resnet'?)",
     "model: {family: vgg, config: d}": "model.config: expected 'A', 'A-LRN', 'B', 'C', 'D' or 'E', got 'd' (did you mean 'D'?)",
     "training: {optimizer: [sgd, adma]}": "training.optimizer[1]: expected 'sgd', 'adam', 'adamw' or 'rmsprop', got 'adma' (did you mean 'adam'?)",
     # no close key, but the key exists elsewhere: where it belongs
     "training: {seed: 3}": "training.seed: unknown key ('seed' belongs in dataset or in search); allowed here: optimizer",
-    "model: {family: cells, width: 2}": "model.width: unknown key ('width' belongs in model with family vgg or resnet); allowed here: family",
+    "model: {family: cells, width: 2}": "model.width: unknown key ('width' belongs in model with family vgg, resnet or xception); allowed here: family",
     "epochs: 3": "epochs: unknown key ('epochs' belongs in training); allowed here: name, description",
 }
 

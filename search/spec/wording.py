@@ -142,8 +142,8 @@ def _number(bound) -> str:
     return f"{bound:,}" if isinstance(bound, int) else repr(bound)
 
 
-def _either(values: list) -> str:
-    shown = [repr(v) for v in values]
+def _either(values: list, show=repr) -> str:
+    shown = [show(v) for v in values]
     return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
 
 
@@ -262,10 +262,10 @@ def _homes(key: str, schema: type[BaseModel]) -> list[str]:
 
     walk(schema, "at the top level", 0)
     families = [home.removeprefix(_FAMILY_PLACE) for home in homes if home.startswith(_FAMILY_PLACE)]
-    if len(families) > 1:  # one place: "in model with family vgg or resnet"
+    if len(families) > 1:  # one place: "in model with family vgg, resnet or xception"
         first = homes.index(_FAMILY_PLACE + families[0])
         homes = [home for home in homes if not home.startswith(_FAMILY_PLACE)]
-        homes.insert(first, _FAMILY_PLACE + " or ".join(families))
+        homes.insert(first, _FAMILY_PLACE + _either(families, show=str))
     return homes
 
 
