@@ -29,3 +29,13 @@ def test_hints_follow_how_the_command_was_started(monkeypatch, tmp_path):
     assert command_prefix() == str(script)
     monkeypatch.setattr(sys, "argv", ["/x/search/cli/__main__.py"])  # python -m search.cli
     assert command_prefix() == f"{sys.executable} -m search.cli"
+
+
+def test_a_password_in_a_store_uri_is_masked_in_what_archsearch_prints(tmp_path):
+    from search.tracking.locations import masked
+
+    assert masked("to postgresql+psycopg://team:pa:ss@db:5432/x and mysql://u:p@h/d") == (
+        "to postgresql+psycopg://team:***@db:5432/x and mysql://u:***@h/d")
+    assert masked("http://127.0.0.1:5000/#/experiments sqlite:///a/b.db") == "http://127.0.0.1:5000/#/experiments sqlite:///a/b.db"
+    result = runner.invoke(app, ["server", "--backend-store-uri", "oracle://team:hunter2@db/x", "--artifacts", str(tmp_path / "a")])
+    assert result.exit_code == 2 and "oracle://team:***@db/x" in result.output and "hunter2" not in result.output

@@ -1,6 +1,8 @@
-"""Distributed search on loopback: a real MLflow tracking server, a KerasTuner chief and two workers, one of
-them killed mid-trial. Every trial must end FINISHED exactly once and the chief must exit on its own."""
+"""Distributed search on loopback: a real MLflow tracking server on a real PostgreSQL, a KerasTuner chief and
+two workers, one of them killed mid-trial. Every trial must end FINISHED exactly once and the chief must exit
+on its own."""
 
+import json
 import os
 import signal
 import socket
@@ -9,6 +11,7 @@ import sys
 import time
 import urllib.request
 
+import postgres
 import pytest
 from conftest import REPO, write
 from mlflow.tracking import MlflowClient
@@ -80,15 +83,29 @@ def processes():
             process.wait()
 
 
-def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_dies(tmp_path, processes):
+@pytest.mark.skipif(postgres.binaries() is None, reason="needs Debian's postgresql package (README: Distributed search)")
+def test_a_team_on_postgresql_finishes_every_trial_once_though_one_worker_dies(tmp_path, processes):
+    """The README's team set-up: a PostgreSQL database, `archsearch server` on its plain postgresql:// URI, a
+    chief and two workers (one killed mid-trial), then `compare` and `report` through the server."""
+    db_port, password = free_port(), "s3cret-pw"
+    with postgres.cluster(db_port) as socket_dir:
+        subprocess.run(["psql", "-h", socket_dir, "-p", str(db_port), "-U", "postgres", "-v", "ON_ERROR_STOP=1",
+                        "-c", f"CREATE USER archsearch PASSWORD '{password}'", "-c", "CREATE DATABASE archsearch OWNER archsearch"],
+                       check=True, capture_output=True)
+        _team_search(tmp_path, processes, f"postgresql://archsearch:{password}@127.0.0.1:{db_port}/archsearch", password)
+
+
+def _team_search(tmp_path, processes, store_uri: str, password: str) -> None:
     space = write(tmp_path / "space.yaml", SPACE)
     url = f"http://127.0.0.1:{free_port()}"
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("server", "chief", "w1", "w2")}  # noqa: SIM115
-    # One uvicorn worker instead of MLflow's four: the same server, started in half the time on two cores.
-    processes.append(archsearch("server", "--backend-store-uri", f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}",
-                                "--artifacts", tmp_path / "artifacts", "--port", url.rsplit(":", 1)[1], log=logs["server"],
-                                env={"MLFLOW_WORKERS": "1"}))
-    wait_until(lambda: server_up(url), 90, "the MLflow server")
+    server = archsearch("server", "--backend-store-uri", store_uri, "--artifacts", tmp_path / "artifacts",
+                        "--port", url.rsplit(":", 1)[1], log=logs["server"])
+    processes.append(server)
+    wait_until(lambda: "MLflow tracking server on" in (tmp_path / "server.log").read_text(), 120, "the server's banner")
+    assert server_up(url)  # the banner comes once it answers
+    mlflow_processes = subprocess.run(["pgrep", "-a", "-f", "mlflow server"], capture_output=True, text=True).stdout
+    assert "mlflow server" in mlflow_processes and password not in mlflow_processes  # nor in `ps`
     chief_port = free_port()
     chief = archsearch("chief", space, "--port", chief_port, "--tracking-uri", url, "--heartbeat-timeout", 15,
                        "--tuner-dir", tmp_path / "chief", log=logs["chief"])
@@ -120,6 +137,17 @@ def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_dies(tm
     assert lost.info.status == "KILLED" and "worker was lost" in lost.data.tags["failure_reason"]
     assert any(r.data.params["trial_id"] == lost.data.params["trial_id"] and r.data.tags["archsearch.worker"] == "w2" for r in finished)
     assert {r.data.params["learning_rate"] for r in finished} == set(RATES)
+
+    table = subprocess.run([sys.executable, "-m", "search.cli", "compare", "loopback", "--tracking-uri", url, "--format", "json"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0, table.stderr
+    assert sorted(str(row["learning_rate"]) for row in json.loads(table.stdout)["groups"]) == sorted(RATES), table.stdout
+    report = subprocess.run([sys.executable, "-m", "search.cli", "report", "loopback", "--tracking-uri", url, "--out", tmp_path / "report"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert report.returncode == 0, report.stderr
+    assert "| 0.04 |" in (tmp_path / "report" / "index.md").read_text().replace("0.040", "0.04")
+    server_log = (tmp_path / "server.log").read_text()
+    assert "archsearch:***@127.0.0.1" in server_log and password not in server_log
 
 
 def test_a_killed_search_with_a_local_worker_continues_when_run_again(tmp_path, processes):

@@ -1,7 +1,8 @@
 """The `archsearch` application: the one place errors are caught, and the options commands share.
 
 Errors are caught once, in `_Commands.invoke`: an `ArchsearchError` prints one line and exits with its
-status (2 for bad input); anything else is a bug and keeps its traceback."""
+status (2 for bad input), with the password of any URI in it masked; anything else is a bug and keeps its
+traceback."""
 
 from __future__ import annotations
 
@@ -19,7 +20,9 @@ class _Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except ArchsearchError as error:
-            typer.secho(f"error: {error.message()}", err=True, fg=typer.colors.RED)
+            from search.tracking.locations import masked  # a store's URI in the message keeps its password
+
+            typer.secho(f"error: {masked(error.message())}", err=True, fg=typer.colors.RED)
             raise typer.Exit(error.exit_code) from None
 
 

@@ -124,7 +124,7 @@ def ui(
     """Start the MLflow UI on the project's store (./mlruns by default); once it answers, print the address of
     the latest search's runs table. Ctrl-C stops it."""
     from search.errors import UserError
-    from search.tracking.locations import UI_SWITCH_HINT, resolve_tracking_uri
+    from search.tracking.locations import UI_SWITCH_HINT, masked, resolve_tracking_uri
     from search.tracking.ui_server import serve_ui
 
     uri = resolve_tracking_uri(tracking_uri)
@@ -133,7 +133,7 @@ def ui(
 
     def ready(address: str, experiment: str | None) -> None:
         which = f"the runs of {experiment!r}, the latest search; " if experiment is not None else ""
-        typer.echo(f"MLflow UI for {uri} at {address}  ({which}Ctrl-C to stop)")
+        typer.echo(f"MLflow UI for {masked(uri)} at {address}  ({which}Ctrl-C to stop)")
         typer.echo(UI_SWITCH_HINT)
 
     serve_ui(uri, host, port, on_ready=ready, on_note=lambda line: typer.echo(line, err=True))

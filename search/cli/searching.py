@@ -180,19 +180,19 @@ def worker(
 @app.command()
 def server(
     backend_store_uri: Annotated[
-        str, typer.Option(help="sqlite:///path/mlflow.db, or postgresql://user:password@host/db for a team.")
+        str, typer.Option(help="sqlite:///path/mlflow.db, or postgresql://user@host/db for a team (the password in "
+                               "PGPASSWORD or ~/.pgpass keeps it off the command line).")
     ] = "sqlite:///mlruns/mlflow.db",
     artifacts: Annotated[Path, typer.Option(help="Where the server keeps artifacts (clients upload through it).")] = Path("mlruns") / "artifacts",
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps it on this machine, 0.0.0.0 opens it to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 5000,
 ):
     """Start an MLflow tracking server for chief and workers on several machines to log to
-    (`--tracking-uri http://HOST:PORT` on each); it also serves the UI."""
-    import os
-    import sys
-
+    (`--tracking-uri http://HOST:PORT` on each); it also serves the UI. Its address is printed once it
+    answers; Ctrl-C stops it."""
     from search.errors import UserError
-    from search.tracking.locations import sqlite_path
+    from search.tracking.locations import UI_SWITCH_HINT, masked, sqlite_path, ui_address
+    from search.tracking.ui_server import serve_tracking
 
     db = sqlite_path(backend_store_uri)
     if db is not None:
@@ -200,18 +200,16 @@ def server(
 
         create_sqlite_store(db)  # built atomically: a server killed while creating it leaves no broken store
     elif not backend_store_uri.startswith(("postgresql://", "postgresql+", "mysql://", "mysql+")):
-        raise UserError(f"--backend-store-uri: expected sqlite:///PATH or a postgresql:// / mysql:// URI, got {backend_store_uri!r}")
-    from search.tracking.locations import UI_SWITCH_HINT, ui_address
-
+        raise UserError(f"--backend-store-uri: expected sqlite:///PATH or a postgresql:// / mysql:// URI, got {masked(backend_store_uri)!r}")
     artifacts.mkdir(parents=True, exist_ok=True)
-    typer.echo(f"MLflow tracking server on http://{host}:{port} (store {backend_store_uri}, artifacts {artifacts}); "
-               f"clients: --tracking-uri http://{host}:{port}")
-    typer.echo(f"its UI: {ui_address(f'http://{host}:{port}')} ({UI_SWITCH_HINT})")
-    sys.stdout.flush()
-    # MLflow 3 starts five job-runner processes for its GenAI jobs beside the server; runs need none of them
-    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri,
-                              "--artifacts-destination", str(artifacts.resolve()), "--host", host, "--port", str(port)])
+
+    def ready(base: str) -> None:
+        typer.echo(f"MLflow tracking server on {base} (store {masked(backend_store_uri)}, artifacts {artifacts}); "
+                   f"clients: --tracking-uri {base}  (Ctrl-C to stop)")
+        typer.echo(f"its UI: {ui_address(base)} ({UI_SWITCH_HINT})")
+
+    serve_tracking(backend_store_uri, artifacts, host, port, on_ready=ready, on_note=lambda line: typer.echo(line, err=True))
+    typer.echo("stopped the MLflow tracking server", err=True)
 
 
 @app.command()

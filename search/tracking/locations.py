@@ -4,6 +4,7 @@ them. Imports no mlflow."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -19,6 +20,14 @@ def default_tracking_uri(store: Path = DEFAULT_STORE) -> str:
 def resolve_tracking_uri(explicit: str | None = None) -> str:
     """--tracking-uri, else MLFLOW_TRACKING_URI, else the local sqlite store under ./mlruns."""
     return explicit or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@", re.IGNORECASE)
+
+
+def masked(text: str) -> str:
+    """`text` with the password of every URI in it shown as ***: what archsearch prints or logs of a store."""
+    return _PASSWORD.sub(lambda match: f"{match['scheme']}{match['user']}:***@", text)
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -1,9 +1,11 @@
-"""The MLflow UI on a store, served for as long as archsearch runs: `mlflow ui` in a process group of its own,
-announced only once it answers, stopped whole with archsearch. Imports no mlflow: it runs it as a command.
+"""The MLflow UI or tracking server on a store, served for as long as archsearch runs: `mlflow ui` or `mlflow
+server` in a process group of its own, announced only once it answers, stopped whole with archsearch. Imports
+no mlflow: it runs it as a command.
 
 Its address is given once the server answers over HTTP, not once the process starts, so a printed address
 always opens; and every signal that stops archsearch stops every process of the server (MLflow's CLI and
-uvicorn), so none outlives it.
+uvicorn), so none outlives it. The store's URI reaches MLflow in its environment, not on its command line,
+so a database password in it is not shown by `ps`.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 from search.errors import UserError
-from search.tracking.locations import ui_address
+from search.tracking.locations import masked, ui_address
 from search.tracking.tags import ROLE_TAG, RUNS_VIEW_TAG, SEARCH_ROLE
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill and a closed terminal
@@ -36,27 +39,44 @@ def serve_ui(uri: str, host: str, port: int, on_ready: Callable[[str, str | None
     port is taken or the server exits on its own. `on_ready(address, experiment)` once it answers: the latest
     search's runs table (and its experiment's name), else the experiments list (and None). `on_note(line)`:
     a line for the user's stderr, a wait of over 60 s or what MLflow says once it answered."""
+
+    def ready(api: str, base: str, found: dict) -> None:
+        experiment_id, name, view = latest_search(api, found)
+        on_ready(ui_address(base, experiment_id, view=view), name)
+
+    _serve("ui", uri, host, port, [], ready, on_note)
+
+
+def serve_tracking(uri: str, artifacts: Path, host: str, port: int, on_ready: Callable[[str], None], on_note: Callable[[str], None]) -> None:
+    """Serve a tracking server (and its UI) on the store `uri`, artifacts under `artifacts`, at host:port, as
+    `serve_ui` serves the UI; `on_ready(base)` once it answers, with its address http://host:port."""
+    _serve("server", uri, host, port, ["--artifacts-destination", str(artifacts.resolve())],
+           lambda api, base, found: on_ready(base), on_note)
+
+
+def _serve(kind: str, uri: str, host: str, port: int, options: list[str], on_ready: Callable[[str, str, dict], None],
+           on_note: Callable[[str], None]) -> None:
     check_port_free(host, port)
     shown = f"[{host}]" if ":" in host else host
     reached = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, shown)  # where this machine asks it
     api = f"http://{reached}:{port}/api/2.0/mlflow"
+    what = "the MLflow UI" if kind == "ui" else "the MLflow tracking server"
     stop = _Stop()
     previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:
-        stop.server = server = start_server(uri, host, port)
+        stop.server = server = start_server(kind, uri, host, port, options)
         if stop.signals:  # a signal that came while it was being started
             stop(stop.signals[-1], None)
         output = _Output(server, on_note)
-        found = wait_until_answering(server, api, stop, output, on_note)
+        found = wait_until_answering(server, api, stop, output, on_note, what)
         if found is not None and not stop.signals:
-            experiment_id, name, view = latest_search(api, found)
-            on_ready(ui_address(f"http://{shown}:{port}", experiment_id, view=view), name)
+            on_ready(api, f"http://{shown}:{port}", found)
             output.answered.set()
         while server.poll() is None and not stop.signals:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 server.wait(timeout=0.5)
         if not stop.signals:
-            raise UserError(f"the MLflow UI stopped (status {server.returncode}): {output.last_error()}")
+            raise UserError(f"{what} stopped (status {server.returncode}): {masked(output.last_error())}")
     finally:
         if stop.server is not None:  # whatever ends the call, no process of the server outlives it
             stop_group(stop.server, signalled=bool(stop.signals))
@@ -75,32 +95,34 @@ def check_port_free(host: str, port: int) -> None:
                 raise UserError(f"port {port} is in use on {host} (another MLflow UI?): pick another with --port") from None
 
 
-def start_server(uri: str, host: str, port: int) -> subprocess.Popen:
-    """`mlflow ui` in its own process group, so a signal sent to the group reaches every process of it; its
-    output (stderr too) comes back on a pipe. One worker: MLflow's default of four takes seconds longer to
-    start and serves one person no faster. No GenAI job runners either (seven more processes beside the
-    server), which runs never use."""
-    env = {**os.environ}
+def start_server(kind: str, uri: str, host: str, port: int, options: list[str]) -> subprocess.Popen:
+    """`mlflow ui` or `mlflow server` in its own process group, so a signal sent to the group reaches every
+    process of it; its output (stderr too) comes back on a pipe; the store's URI in its environment. One
+    worker: MLflow's default of four takes seconds longer to start and serves a team's few clients no faster.
+    No GenAI job runners either (seven more processes beside the server), which runs never use."""
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri}
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
+    env.setdefault("MLFLOW_WORKERS", "1")
+    command = [sys.executable, "-m", "mlflow", kind, *options, "--host", host, "--port", str(port)]
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                             process_group=0, text=True, errors="replace")
 
 
-def wait_until_answering(server: subprocess.Popen, api: str, stop: _Stop, output: _Output, on_note: Callable[[str], None]) -> dict | None:
+def wait_until_answering(server: subprocess.Popen, api: str, stop: _Stop, output: _Output, on_note: Callable[[str], None],
+                         what: str = "the MLflow UI") -> dict | None:
     """The server's list of experiments, asked until it answers; None if a stop signal came first. A server
     that exits before answering is a `UserError` saying why, in MLflow's words."""
     started, noted = time.monotonic(), False
     while not stop.signals:
         if server.poll() is not None:
             time.sleep(0.3)  # the rest of what it said
-            raise UserError(f"the MLflow UI exited (status {server.returncode}) before it answered: {output.last_error()}")
+            raise UserError(f"{what} exited (status {server.returncode}) before it answered: {masked(output.last_error())}")
         found = ask(api, "experiments/search", {"max_results": 1000})
         if found is not None:
             return found
         if not noted and time.monotonic() - started > 60:
             noted = True
-            on_note("the MLflow UI has not answered for 60 s; still waiting (Ctrl-C to stop)")
+            on_note(f"{what} has not answered for 60 s; still waiting (Ctrl-C to stop)")
         time.sleep(0.25)
     return None
 
@@ -184,7 +206,7 @@ class _Output:
         for line in stream:
             self.said.append(line.rstrip())
             if self.answered.is_set():
-                self._on_note(line.rstrip("\n"))
+                self._on_note(masked(line.rstrip("\n")))
 
     def last_error(self) -> str:
         """The exception a traceback ended on, else the last line logged as an ERROR, else the last line."""
