@@ -5,7 +5,8 @@ file, with every trial's result looked up in the table instead of trained.
 A repetition draws, for each candidate, one of the seeds it was trained with: what the oracle sees (the
 validation accuracy at the epochs the trial trains, hyperband's rungs included; params, latency) is that
 seed's. A candidate's truth is its mean over seeds. A trial costs the table's train_seconds (scaled to the
-epochs it trains); a prescreen also pays for scoring what it samples, timed in this run.
+epochs it trains); a prescreen also pays for scoring what it samples, timed in this run against one epoch of training timed
+beside it (a table built on another machine is charged in its own seconds).
 
 Reported, over REPS repetitions of each strategy with the same budget of training seconds:
   - the training seconds until the search's best trial by validation is a candidate within 0.5 points of
@@ -72,6 +73,7 @@ class Truth:
     """One ground-truth table: every candidate's rows by seed, its truth, and its proxy scores."""
 
     def __init__(self, name: str):
+        self.name = name
         self.spec = yaml.safe_load((TABLES / f"{name}.yaml").read_text())
         self.base = Space.model_validate(self.spec)
         self.axes = self.base.varying_names()
@@ -169,26 +171,38 @@ def pareto_hypervolume(truth: Truth, candidates: list[int], cost_key: str) -> fl
     return hypervolume(points, np.array([1.0, 1.0]))
 
 
-def proxy_seconds(name: str, proxy: str, count: int = 8) -> float:
-    """Median seconds to score one candidate of the table's space with `proxy`, measured here."""
+def proxy_seconds(truth: Truth, proxy: str, count: int = 8) -> float:
+    """Median seconds to score one candidate of the table's space with `proxy`, in the table's seconds: the
+    scoring time measured here times the candidate's training seconds per epoch in the table over one epoch
+    of it trained here, so a table built on a faster or slower machine is charged consistently."""
     from search import api
-    from search.data import describe_input
+    from search.data import describe_input, load_data
     from search.models.proxies import score, seeded_build
     from search.models.registry import build_candidate
     from search.orchestration.plan import candidate_indices, proxy_batch
     from search.spec.schema import model_values
 
     api.prepare()
-    space = api.load_space(TABLES / f"{name}.yaml")
+    space = api.load_space(TABLES / f"{truth.name}.yaml")
     x, y = proxy_batch(space)
+    data = load_data(space.dataset)
     shape, classes = describe_input(space.dataset)
-    times = []
+    charged = []
     for index in candidate_indices(space, count):
+        def build():
+            return seeded_build(lambda: build_candidate(space.model, model_values(space.candidate(index)), input_shape=shape, num_classes=classes), 1)
+
         started = time.perf_counter()
-        model = seeded_build(lambda: build_candidate(space.model, model_values(space.candidate(index)), input_shape=shape, num_classes=classes), 1)
-        score(model, proxy, x, y)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        score(build(), proxy, x, y)
+        scoring = time.perf_counter() - started
+        model = build()
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        started = time.perf_counter()
+        model.fit(data.x_train, data.y_train, batch_size=space.training.batch_size, epochs=1, verbose=0)
+        epoch_here = time.perf_counter() - started
+        epoch_in_table = statistics.fmean(row["train_seconds"] for row in truth.rows[index + 1]) / space.training.epochs
+        charged.append(scoring * epoch_in_table / epoch_here)
+    return statistics.median(charged)
 
 
 def spearman(truth: Truth) -> dict[str, float]:
@@ -255,7 +269,7 @@ def main() -> None:
     truth = Truth(args.table)
     done = Outcomes(args.table, args.replayed_only)
     seeds = sorted({row["seed"] for rows in truth.rows.values() for row in rows})
-    score_seconds = proxy_seconds(args.table, PRESCREEN["proxy"])
+    score_seconds = proxy_seconds(truth, PRESCREEN["proxy"])
     print(f"{args.table}: {len(truth.rows)} candidates x seeds {seeds}; best test accuracy {truth.best:.4f}; budget "
           f"{truth.budget:.0f} s; {PRESCREEN['proxy']} {score_seconds:.3f} s per candidate", flush=True)
     found = {}

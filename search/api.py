@@ -54,13 +54,16 @@ def run(
     observer: TrialObserver | None = None,
     tracking_timeout: float = 300.0,
     heartbeat_timeout: float = 120.0,
+    threads: int | None = None,
 ):
     """Run the search of a space file and return its `SearchResult` (experiment and parent run ids, the trial
     runs as a DataFrame, and whether it finished, resumed or had already run). Quiet unless given
     `on_trial(trial_id, status, metrics)` or a full `observer`; an interrupted search is continued, a
     finished one is not repeated unless `fresh`. `workers`: train in N local worker processes (a trial whose
     worker is silent for `heartbeat_timeout` s goes to another); `tracking_timeout`: seconds to wait for a
-    tracking server that stopped answering before `TrackingUnreachable` (the search's state kept)."""
+    tracking server that stopped answering before `TrackingUnreachable` (the search's state kept); `threads`:
+    CPU threads of each trial (default: all cores in process, the cores shared out among workers), the
+    setting that makes the same space give the same numbers in process and on workers."""
     from search.distributed.distribution import Distribution
     from search.errors import UserError
     from search.orchestration.run import run_search
@@ -68,10 +71,11 @@ def run(
     path = Path(space_path)
     space = load_space(path)
     prepare(trains=workers == 0)
-    distribution = Distribution(local_workers=workers, heartbeat_timeout=heartbeat_timeout) if workers else None
+    distribution = Distribution(local_workers=workers, heartbeat_timeout=heartbeat_timeout, threads=threads) if workers else None
     try:
         return run_search(space, path, tracking_uri=tracking_uri, tuner_dir=Path(tuner_dir), fresh=fresh,
-                          observer=observer or _Callback(on_trial), distribution=distribution, tracking_timeout=tracking_timeout)
+                          observer=observer or _Callback(on_trial), distribution=distribution, tracking_timeout=tracking_timeout,
+                          threads=threads)
     except UserError as error:
         raise error.at(path) from None
 

@@ -21,30 +21,50 @@ def binaries() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-@contextlib.contextmanager
-def cluster(port: int) -> Iterator[str]:
-    """A running cluster on 127.0.0.1:`port`; yields the folder its Unix socket is in (for `psql -h`, as
-    the postgres user)."""
-    bin_dir = binaries()
-    assert bin_dir is not None
-    folder = Path(tempfile.mkdtemp(prefix="archsearch-pg-"))  # under /tmp: the postgres user must reach it
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        owner = pwd.getpwnam("postgres")
-        os.chown(folder, owner.pw_uid, owner.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data = folder / "data"
+class Cluster:
+    """A cluster of a test's own on 127.0.0.1:`port`, in a fresh folder under /tmp (the postgres user must
+    reach it); `socket_dir` is where its Unix socket is (for `psql -h`, as the postgres user)."""
 
-    def run(*command) -> None:
-        subprocess.run([*as_user, *map(str, command)], check=True, capture_output=True, text=True)
+    def __init__(self, port: int):
+        self.bin_dir, self.port = binaries(), port
+        assert self.bin_dir is not None
+        self.folder = Path(tempfile.mkdtemp(prefix="archsearch-pg-"))
+        self.socket_dir, self.data = str(self.folder), self.folder / "data"
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")
+            os.chown(self.folder, owner.pw_uid, owner.pw_gid)
+            self._as_user = ["runuser", "-u", "postgres", "--"]
 
-    try:
+    def _run(self, *command) -> None:
+        subprocess.run([*self._as_user, *map(str, command)], check=True, capture_output=True, text=True)
+
+    def create(self) -> None:
         # the socket trusts the postgres user, as Debian's cluster does; TCP asks a password, as a team's server does
-        run(bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync")
-        run(bin_dir / "pg_ctl", "-D", data, "-w", "-l", folder / "server.log", "-o",
-            f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} -c fsync=off", "start")
-        yield str(folder)
+        self._run(self.bin_dir / "initdb", "-D", self.data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync")
+
+    def start(self) -> None:
+        self._run(self.bin_dir / "pg_ctl", "-D", self.data, "-w", "-l", self.folder / "server.log", "-o",
+                  f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder} -c fsync=off", "start")
+
+    def stop(self) -> None:
+        """Stop it as an outage does: at once, its clients' connections cut."""
+        self._run(self.bin_dir / "pg_ctl", "-D", self.data, "-w", "-m", "immediate", "stop")
+
+    def psql(self, *statements: str) -> None:
+        commands = [arg for statement in statements for arg in ("-c", statement)]
+        self._run("psql", "-h", self.socket_dir, "-p", self.port, "-U", "postgres", "-v", "ON_ERROR_STOP=1", *commands)
+
+
+@contextlib.contextmanager
+def cluster(port: int) -> Iterator[Cluster]:
+    """A running cluster, stopped and removed when the test ends."""
+    made = Cluster(port)
+    try:
+        made.create()
+        made.start()
+        yield made
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
-            run(bin_dir / "pg_ctl", "-D", data, "-m", "immediate", "stop")
-        shutil.rmtree(folder, ignore_errors=True)
+            made.stop()
+        shutil.rmtree(made.folder, ignore_errors=True)

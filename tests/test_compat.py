@@ -76,3 +76,42 @@ def test_worker_settings_a_worker_changes(monkeypatch):
 def test_public_names_used_instead_of_private_ones():
     assert kt.synchronized is not None
     from keras_tuner.engine.trial import Trial, TrialStatus  # noqa: F401 - the public namespaces the engine imports
+
+
+def _grid(oracle, folder):
+    """`oracle` over a 3 x 2 x 2 grid, keeping its state in `folder`."""
+    hp = kt.HyperParameters()
+    hp.Choice("depth", [8, 14, 20])
+    hp.Choice("residual", [True, False])
+    hp.Choice("bn", ["none", "post"])
+    oracle.update_space(hp)
+    oracle._set_project_dir(str(folder), "grid")
+    return oracle
+
+
+def test_the_grid_hands_every_worker_a_new_candidate_in_the_order_one_process_tries_them(tmp_path):
+    """KerasTuner's grid makes a trial's successor only once the trial ended, so a second worker idled."""
+    from search.engine.compat import GridSearchOracle
+
+    def finish(oracle, trial):
+        oracle.update_trial(trial.trial_id, {"score": 1.0})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+
+    sequential = _grid(kt.oracles.GridSearchOracle(objective=kt.Objective("score", "max"), max_trials=12), tmp_path / "one")
+    one_at_a_time = []
+    while (trial := sequential.create_trial("tuner0")).status == "RUNNING":
+        one_at_a_time.append(trial.hyperparameters.values)
+        finish(sequential, trial)
+    assert len({tuple(v.values()) for v in one_at_a_time}) == 12
+
+    parallel = _grid(GridSearchOracle(objective=kt.Objective("score", "max"), max_trials=12), tmp_path / "two")
+    first, second, third = (parallel.create_trial(f"worker{i}") for i in range(3))  # none has ended
+    assert [t.status for t in (first, second, third)] == ["RUNNING"] * 3
+    handed = [t.hyperparameters.values for t in (first, second, third)]
+    for trial in (second, first, third):  # results coming back out of order
+        finish(parallel, trial)
+    while (trial := parallel.create_trial("worker0")).status == "RUNNING":
+        handed.append(trial.hyperparameters.values)
+        finish(parallel, trial)
+    assert handed == one_at_a_time

@@ -75,10 +75,17 @@ def every_trial_finished_once(client) -> list:
 
 @pytest.fixture
 def processes():
+    """Processes a test starts, stopped at its end: SIGTERM first, which `archsearch server` passes on to
+    the MLflow server it runs in a process group of its own; SIGKILL for what is left after 20 s."""
     started = []
     yield started
     for process in started:
         if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in started:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
@@ -86,16 +93,15 @@ def processes():
 @pytest.mark.skipif(postgres.binaries() is None, reason="needs Debian's postgresql package (README: Distributed search)")
 def test_a_team_on_postgresql_finishes_every_trial_once_though_one_worker_dies(tmp_path, processes):
     """The README's team set-up: a PostgreSQL database, `archsearch server` on its plain postgresql:// URI, a
-    chief and two workers (one killed mid-trial), then `compare` and `report` through the server."""
+    chief and two workers (one killed mid-trial, then the database stopped until the search says it waits),
+    then `compare` and `report` through the server."""
     db_port, password = free_port(), "s3cret-pw"
-    with postgres.cluster(db_port) as socket_dir:
-        subprocess.run(["psql", "-h", socket_dir, "-p", str(db_port), "-U", "postgres", "-v", "ON_ERROR_STOP=1",
-                        "-c", f"CREATE USER archsearch PASSWORD '{password}'", "-c", "CREATE DATABASE archsearch OWNER archsearch"],
-                       check=True, capture_output=True)
-        _team_search(tmp_path, processes, f"postgresql://archsearch:{password}@127.0.0.1:{db_port}/archsearch", password)
+    with postgres.cluster(db_port) as database:
+        database.psql(f"CREATE USER archsearch PASSWORD '{password}'", "CREATE DATABASE archsearch OWNER archsearch")
+        _team_search(tmp_path, processes, f"postgresql://archsearch:{password}@127.0.0.1:{db_port}/archsearch", password, database)
 
 
-def _team_search(tmp_path, processes, store_uri: str, password: str) -> None:
+def _team_search(tmp_path, processes, store_uri: str, password: str, database: postgres.Cluster) -> None:
     space = write(tmp_path / "space.yaml", SPACE)
     url = f"http://127.0.0.1:{free_port()}"
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("server", "chief", "w1", "w2")}  # noqa: SIM115
@@ -129,6 +135,10 @@ def _team_search(tmp_path, processes, store_uri: str, password: str) -> None:
 
     killed_run = wait_until(running_trial_of_w1, 120, "worker w1 to start a trial")
     os.killpg(workers["w1"].pid, signal.SIGKILL)  # the worker and its trial process, mid-trial
+    database.stop()  # an outage of the database: the server answers 503 until it is back
+    wait_until(lambda: any("waiting for the tracking server" in (tmp_path / f"{name}.log").read_text() for name in ("chief", "w2")),
+               180, "a note that the search waits for the tracking server")
+    database.start()
     assert chief.wait(timeout=240) == 0, (tmp_path / "chief.log").read_text()
     assert workers["w2"].wait(timeout=60) == 0, (tmp_path / "w2.log").read_text()
 
@@ -137,6 +147,10 @@ def _team_search(tmp_path, processes, store_uri: str, password: str) -> None:
     assert lost.info.status == "KILLED" and "worker was lost" in lost.data.tags["failure_reason"]
     assert any(r.data.params["trial_id"] == lost.data.params["trial_id"] and r.data.tags["archsearch.worker"] == "w2" for r in finished)
     assert {r.data.params["learning_rate"] for r in finished} == set(RATES)
+    assert f"worker w1 was lost (silent for 15 s); its trial {lost.data.params['trial_id']} goes to the next worker" in (
+        tmp_path / "chief.log").read_text().replace("\n", " ")
+    experiment_id = client.get_experiment_by_name("loopback").experiment_id
+    assert not [r for r in client.search_runs([experiment_id]) if r.info.status == "FAILED"], "an outage is no failed trial"
 
     table = subprocess.run([sys.executable, "-m", "search.cli", "compare", "loopback", "--tracking-uri", url, "--format", "json"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -146,6 +160,9 @@ def _team_search(tmp_path, processes, store_uri: str, password: str) -> None:
                             cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert report.returncode == 0, report.stderr
     assert "| 0.04 |" in (tmp_path / "report" / "index.md").read_text().replace("0.040", "0.04")
+    os.killpg(server.pid, signal.SIGTERM)  # as `kill` or Ctrl-C stops it: MLflow's processes go with it
+    assert server.wait(timeout=30) == 0
+    assert f"--port {url.rsplit(':', 1)[1]}" not in subprocess.run(["pgrep", "-a", "-f", "mlflow"], capture_output=True, text=True).stdout
     server_log = (tmp_path / "server.log").read_text()
     assert "archsearch:***@127.0.0.1" in server_log and password not in server_log
 
@@ -407,9 +424,9 @@ def test_a_prescreen_served_by_the_chief_hands_each_worker_the_best_scoring_draw
         chief.server.stop(0)
 
 
-def _search_with_workers(tmp_path, processes, search: str, workers: int) -> tuple[MlflowClient, list, object]:
-    """The tiny space under `search`, run with `workers` local workers to its end: the store's client, the
-    trial runs and the parent run."""
+def _search_with_workers(tmp_path, processes, search: str, workers: int, *options) -> tuple[MlflowClient, list, object]:
+    """The tiny space under `search`, run with `workers` local workers (0: in process) and `options` to its
+    end: the store's client, the trial runs and the parent run."""
     import yaml
     from conftest import TINY_SPACE
 
@@ -420,7 +437,7 @@ def _search_with_workers(tmp_path, processes, search: str, workers: int) -> tupl
     path = write(tmp_path / "space.yaml", yaml.safe_dump(space))
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     with open(tmp_path / "run.log", "w") as log:
-        search_process = archsearch("run", path, "--workers", workers, "--tracking-uri", uri, "--tuner-dir", tmp_path / "tuner", log=log)
+        search_process = archsearch("run", path, "--workers", workers, "--tracking-uri", uri, "--tuner-dir", tmp_path / "tuner", *options, log=log)
     processes.append(search_process)
     assert search_process.wait(timeout=300) == 0, (tmp_path / "run.log").read_text()[-3000:]
     client = MlflowClient(uri)
@@ -490,3 +507,21 @@ def test_a_prescreened_search_with_a_worker_is_scored_in_the_chief_and_logs_the_
         oracle.end_trial(chosen)
         assert trial.data.params["prescreen"] == "synflow/0.5"
         assert trial.data.metrics["proxy_score"] == pytest.approx(scorer(chosen.hyperparameters), rel=1e-5)
+
+
+def test_a_grid_trains_on_both_workers_at_once_and_gives_the_numbers_one_process_gives_with_the_same_threads(tmp_path, processes):
+    """KerasTuner's grid handed a second worker nothing until a trial ended; and a trial's results depend on
+    its CPU threads (2 in process, 1 per worker by default here), so --threads 1 on both sides."""
+    grid = "{strategy: grid, seed: 3, max_trials: 4}"
+    _, alone, _ = _search_with_workers(tmp_path / "in-process", processes, grid, 0, "--threads", 1)
+    _, shared, _ = _search_with_workers(tmp_path / "workers", processes, grid, 2, "--threads", 1)
+
+    def results(trials):
+        return {(t.data.params["width"], t.data.params["residual"]): (t.data.metrics["best_val_accuracy"], t.data.metrics["test_accuracy"])
+                for t in trials}
+
+    assert len(results(alone)) == 4 and results(shared) == results(alone)
+    assert len({t.data.tags["archsearch.worker"] for t in shared}) == 2
+    # KerasTuner's grid makes trial 3 only once trial 2 has ended; here a free worker takes it at once
+    spans = {int(t.data.params["trial_id"]): (t.info.start_time, t.info.end_time) for t in shared}
+    assert spans[3][0] < spans[2][1], "trials 2 and 3 trained at once"

@@ -2,8 +2,11 @@
 commands never create a store; a tracking server that stops answering is waited for, said on the display,
 and given up on after --tracking-timeout with the search's state kept for a resume."""
 
+import http.server
+import json
 import os
 import shutil
+import threading
 import signal
 import socket
 import subprocess
@@ -109,6 +112,64 @@ def test_a_server_that_never_answers_is_given_up_on_after_the_timeout(tmp_path):
     assert f"the tracking server at {uri} did not answer for 3 s (--tracking-timeout)" in result.output
     assert "Traceback" not in result.output
     assert time.monotonic() - started >= 3
+
+
+class _Unavailable(http.server.BaseHTTPRequestHandler):
+    """An MLflow server whose database is down, as MLflow answers then: 503 TEMPORARILY_UNAVAILABLE."""
+
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "(psycopg.OperationalError) connection refused"}).encode()
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST  # noqa: N815
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def unavailable_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("command", ["compare", "report", "export"])
+def test_a_read_command_says_in_seconds_that_the_server_does_not_answer(tmp_path, command, unavailable_server):
+    for uri, said in ((f"http://127.0.0.1:{free_port()}", "does not answer"),  # nothing listens there
+                      (unavailable_server, "answers, but not from its store (HTTP 503): is its database up?")):
+        started = time.monotonic()
+        result = runner.invoke(app, [command, "tiny", "--tracking-uri", uri])
+        assert result.exit_code == 2, result.output
+        assert f"the tracking server at {uri} {said}" in result.output and len(result.output.strip().splitlines()) == 1
+        assert time.monotonic() - started < 15
+
+
+def test_a_search_waits_for_a_server_whose_database_is_down_and_gives_up_after_the_timeout(tmp_path, unavailable_server):
+    """MLflow answers 503 while its database is down: waited for, as a server that does not answer is, not
+    counted as a failed request (or a failed trial)."""
+    space = write(tmp_path / "tiny.yaml", TINY_SPACE)
+    result = runner.invoke(app, ["run", str(space), "--tracking-uri", unavailable_server, "--tuner-dir", str(tmp_path / "tuner"),
+                                 "--tracking-timeout", "3"])
+    assert result.exit_code == 2, result.output
+    assert f"waiting for the tracking server at {unavailable_server} (0 s;" in result.output
+    assert f"the tracking server at {unavailable_server} did not answer for 3 s (--tracking-timeout)" in result.output
+
+
+def test_only_a_server_that_does_not_answer_is_waited_for():
+    from mlflow.exceptions import RestException
+
+    from search.tracking.client import unanswered
+
+    assert unanswered(RestException({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "database down"}))  # what a 503 becomes
+    assert not unanswered(RestException({"error_code": "INVALID_PARAMETER_VALUE", "message": "bad key"}))
+    assert not unanswered(ValueError("not a tracking error"))
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ traceback."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,6 +18,10 @@ from search.errors import ArchsearchError
 
 class _Commands(TyperGroup):
     def invoke(self, ctx):
+        # A tracking server that stops answering is waited for by archsearch itself, saying so (searches), or
+        # reported in one line (reads), instead of by minutes of MLflow's own silent retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
         try:
             return super().invoke(ctx)
         except ArchsearchError as error:

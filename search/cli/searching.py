@@ -89,6 +89,11 @@ def run(
     ] = 0,
     heartbeat_timeout: HeartbeatOpt = 120.0,
     tracking_timeout: TrackingTimeoutOpt = 300.0,
+    threads: Annotated[
+        Optional[int],
+        typer.Option(help="CPU threads for each trial (default: all cores here, cores / N with --workers N). The same "
+                          "number gives the same results in process and on workers.", min=1, show_default=False),
+    ] = None,
 ):
     """Run the search: every trial is a nested MLflow run under one parent run for the search.
 
@@ -103,7 +108,8 @@ def run(
     result = _search_with_progress(
         console, space, space_path, distributed=workers > 0,
         search=lambda observer: api.run(space_path, tracking_uri=tracking_uri, tuner_dir=tuner_dir, fresh=fresh, workers=workers,
-                                        observer=observer, tracking_timeout=tracking_timeout, heartbeat_timeout=heartbeat_timeout),
+                                        observer=observer, tracking_timeout=tracking_timeout, heartbeat_timeout=heartbeat_timeout,
+                                        threads=threads),
     )
     _print_result(console, space, result)
 

@@ -114,7 +114,7 @@ class Chief:
                     seen = self.ended
                     trials_ended()
                 for tuner_id in lost_workers():
-                    self.reclaim(tuner_id)  # its worker process exited
+                    self.reclaim(tuner_id, why="its process exited")
                 self.reclaim_silent()
                 if self.done() or self.oracle.broken:
                     break
@@ -141,11 +141,15 @@ class Chief:
             with self.lock:
                 last = self.trial_heard.get(trial.trial_id, now)
             if now - last > self.heartbeat_timeout:
-                self.reclaim(tuner_id, trial.trial_id)  # no heartbeat for heartbeat_timeout seconds
+                self.reclaim(tuner_id, trial.trial_id, why=f"silent for {self.heartbeat_timeout:g} s")
 
-    def reclaim(self, tuner_id: str, trial_id: str | None = None) -> str | None:
-        """Hand the worker's trial out again; returns its id (None when the worker held none, or another)."""
-        return self.oracle.hand_out_again(tuner_id, trial_id)
+    def reclaim(self, tuner_id: str, trial_id: str | None = None, why: str = "lost") -> str | None:
+        """Hand the worker's trial out again, saying so on the display; returns its id (None when the worker
+        held none, or another)."""
+        handed = self.oracle.hand_out_again(tuner_id, trial_id)
+        if handed is not None:
+            self.observer.note(f"worker {tuner_id} was lost ({why}); its trial {handed} goes to the next worker that asks")
+        return handed
 
 
 def serve(tuner, distribution: Distribution, tracker: Tracker, parent_id: str, key: str, space_path: Path, tracking_uri: str,

@@ -13,15 +13,19 @@ WORKER_RPC_TIMEOUT = 600  # a worker whose chief is gone gives up after 10 minut
 
 @dataclass(frozen=True)
 class Distribution:
-    """Where the chief listens, how many workers it starts on this machine."""
+    """Where the chief listens, how many workers it starts on this machine, and how many CPU threads each
+    of their trials gets (`threads`; default: the cores shared out)."""
 
     address: str = "127.0.0.1:0"  # host:port; port 0 picks a free one
     local_workers: int = 0
     heartbeat_timeout: float = 120.0
+    threads: int | None = None
 
     def threads_per_worker(self) -> int | None:
         """CPU threads for each local worker's trials, so N workers share the cores instead of fighting."""
-        return max(1, (os.cpu_count() or 1) // self.local_workers) if self.local_workers else None
+        if not self.local_workers:
+            return None
+        return self.threads or max(1, (os.cpu_count() or 1) // self.local_workers)
 
 
 def search_key(resolved_space: dict, data_fingerprint: str) -> str:

@@ -185,11 +185,22 @@ class Oracle:
 
 
 class GridSearchOracle(Oracle, kt.oracles.GridSearchOracle):
-    """KerasTuner's grid oracle, able to continue after a reload.
+    """KerasTuner's grid oracle, able to continue after a reload, and handing out a new candidate to every
+    worker that asks.
 
     KerasTuner does not save two parts of its state: the trials in grid order and the trials whose next
     combination may not be made yet. A reloaded grid search therefore failed on its next new trial
-    (KeyError). Both follow from the saved trials, so they are rebuilt from them."""
+    (KeyError). Both follow from the saved trials, so they are rebuilt from them.
+
+    KerasTuner makes a trial's successor in the grid only once the trial has ended, though the successor
+    depends on its values alone (archsearch declares every axis before the search): with N workers, one
+    trained while the others waited. Here a trial's successor may be made as soon as it starts."""
+
+    def populate_space(self, trial_id):
+        response = super().populate_space(trial_id)
+        if response["status"] == TrialStatus.RUNNING and trial_id not in self._populate_next:
+            self._populate_next.append(trial_id)  # in `trials` once create_trial returns, as KerasTuner's first trial is
+        return response
 
     def set_state(self, state):
         super().set_state(state)

@@ -68,8 +68,9 @@ def run_search(space: Space, space_path: Path, *, tuner_dir: Path = DEFAULT_TUNE
     Options: tracking_uri, fresh, observer, origin (a transfer's source search), distribution (serve the
     trials to workers as a KerasTuner chief instead of running them here), tracking_timeout (seconds to wait
     for a tracking server that does not answer), model_groups (under `save_models: best`, the axes whose
-    every combination keeps its best trial's model; a study's groups). One process at a time works on a
-    search, and on a tuner folder (two locks).
+    every combination keeps its best trial's model; a study's groups), threads (CPU threads of each trial
+    trained here; default: all cores). One process at a time works on a search, and on a tuner folder (two
+    locks).
     """
     if options.get("distribution") is None:  # trials train here: their server's imports overlap what follows
         start_trial_server()
@@ -94,6 +95,7 @@ def _run_search(
     distribution: Distribution | None = None,
     tracking_timeout: float = DEFAULT_TRACKING_TIMEOUT,
     model_groups: list[str] = (),
+    threads: int | None = None,
 ) -> SearchResult:
     uri = resolve_tracking_uri(tracking_uri)
     project = Path(tuner_dir) / space.name
@@ -148,7 +150,7 @@ def _run_search(
             observer=observer,
             trial_tags=origin.trial_tags if origin else None,
             trial_metrics=origin.trial_metrics() if origin else None,
-            threads=distribution.threads_per_worker() if distribution else None,
+            threads=distribution.threads_per_worker() if distribution else threads,
             model_groups=model_groups,
         )
         data.save(project / "data.npz")

@@ -27,8 +27,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from search.errors import TrackingError, TrackingUnreachable, reported_as
-from search.tracking.locations import sqlite_path
-from search.tracking.store import check_store
+from search.tracking.locations import masked, sqlite_path
+from search.tracking.store import check_server, check_store
 from search.tracking.tags import (
     CHIEF_TAG,
     EXPERIMENT_KIND,
@@ -122,36 +122,53 @@ class Patience:
 
 
 _UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.RetryError)
+# What a server says while its database is down (MLflow answers 503 TEMPORARILY_UNAVAILABLE) or a proxy in
+# front of it has no server behind it: waited for, as a server that does not answer is.
+_UNAVAILABLE_CODES = frozenset({"TEMPORARILY_UNAVAILABLE", "SERVICE_UNDER_MAINTENANCE"})
+_UNAVAILABLE_STATUS = frozenset({502, 503, 504})
+NOTE_EVERY = 30.0  # seconds between the display's notes while a server is waited for
+
+
+def unanswered(error: BaseException) -> bool:
+    """Whether `error` means the tracking server (or its database) does not answer now, rather than that
+    the request was wrong: a call worth repeating once it is back."""
+    if isinstance(error, _UNREACHABLE):
+        return True
+    if not isinstance(error, MlflowException):
+        return False
+    cause = error.__cause__ or error.__context__
+    return isinstance(cause, _UNREACHABLE) or error.error_code in _UNAVAILABLE_CODES or error.get_http_status_code() in _UNAVAILABLE_STATUS
 
 
 class _PatientClient:
-    """An MlflowClient whose calls wait for a tracking server that went away, instead of failing the search
-    at the first refused connection: the user is told once, every call is retried until the server is back
-    or `patience.timeout` has passed, and then `TrackingUnreachable` ends the command with the search's
-    state kept for a resume. MLflow's own retries are cut short for this (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`)
-    by the commands that log."""
+    """An MlflowClient whose calls wait for a tracking server that went away, or whose database did,
+    instead of failing the search (or counting a trial as a failed architecture) at the first refused
+    request: the display says so every `NOTE_EVERY` s, every call is retried until the server is back or
+    `patience.timeout` has passed, and then `TrackingUnreachable` ends the command with the search's state
+    kept for a resume. MLflow's own retries are cut short for this (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`) by
+    the commands that log."""
 
     def __init__(self, client: MlflowClient, uri: str, patience: Patience):
-        self._client, self._uri, self._patience = client, uri, patience
+        self._client, self._uri, self._patience = client, masked(uri), patience
 
     def __getattr__(self, name: str):
         method = getattr(self._client, name)
 
         @functools.wraps(method)
         def patient(*args, **kwargs):
-            waited_since = None
+            waited_since = noted_at = None
             while True:
                 try:
                     result = method(*args, **kwargs)
                 except (MlflowException, *_UNREACHABLE) as error:  # artifact uploads raise requests' own errors
-                    cause = error if isinstance(error, _UNREACHABLE) else error.__cause__ or error.__context__
-                    if not isinstance(cause, _UNREACHABLE):
+                    if not unanswered(error):
                         raise
                     now = time.monotonic()
-                    if waited_since is None:
-                        waited_since = now
-                        self._patience.note(f"waiting for the tracking server at {self._uri} (it does not answer; "
-                                            f"giving up after {self._patience.timeout:g} s)")
+                    waited_since = now if waited_since is None else waited_since
+                    if noted_at is None or now - noted_at >= NOTE_EVERY:
+                        noted_at = now
+                        self._patience.note(f"waiting for the tracking server at {self._uri} ({now - waited_since:.0f} s; it does "
+                                            f"not answer; giving up after {self._patience.timeout:g} s)")
                     if now - waited_since >= self._patience.timeout:
                         raise TrackingUnreachable(
                             f"the tracking server at {self._uri} did not answer for {self._patience.timeout:g} s "
@@ -323,15 +340,17 @@ def experiment_runs(tracking_uri: str, experiment: str, role: str) -> pd.DataFra
     """Runs of one role ("search" parents or "trial" runs) of an existing experiment; never creates one."""
     if sqlite_path(tracking_uri) is not None:
         check_store(sqlite_path(tracking_uri))
+    elif tracking_uri.startswith(("http://", "https://")):
+        check_server(tracking_uri)
     try:
         client = MlflowClient(tracking_uri)
         found = client.get_experiment_by_name(experiment)
-    except MlflowException as error:  # e.g. a store of another MLflow version: MLflow says how to upgrade it
-        raise TrackingError(f"cannot open the MLflow store {tracking_uri}: {str(error).splitlines()[0]}") from None
-    if found is None or found.lifecycle_stage == "deleted":
-        known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
-        raise TrackingError(f"no experiment {experiment!r} in {tracking_uri}; known: {known}")
-    return runs_frame(client, [found.experiment_id], f"tags.`{ROLE_TAG}` = '{role}'")
+        if found is None or found.lifecycle_stage == "deleted":
+            known = ", ".join(sorted(e.name for e in client.search_experiments())) or "none"
+            raise TrackingError(f"no experiment {experiment!r} in {tracking_uri}; known: {known}")
+        return runs_frame(client, [found.experiment_id], f"tags.`{ROLE_TAG}` = '{role}'")
+    except MlflowException as error:  # a store of another MLflow version (MLflow says how to upgrade it), a server gone
+        raise TrackingError(f"cannot read the MLflow store {tracking_uri}: {str(error).splitlines()[0]}") from None
 
 
 def runs_frame(client: MlflowClient, experiment_ids: list[str], filter_string: str = "") -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""What a sqlite file behind a tracking URI holds, asked read-only. Imports no mlflow.
+"""What a sqlite file behind a tracking URI holds, asked read-only, and whether a tracking server answers.
+Imports no mlflow.
 
 MLflow's client, given a sqlite URI, creates or migrates the tables it finds missing, and on a damaged file
 raises a raw SQLAlchemy error. So before a client is made: a read-only command needs an MLflow store that is
@@ -8,11 +9,18 @@ either absent, where a new store is made, or a sound store.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import urllib.error
+import urllib.request
 from contextlib import closing
 from pathlib import Path
 
 from search.errors import TrackingError
+from search.tracking.locations import masked
+
+ANSWER_WITHIN = 10.0  # seconds a read command gives a tracking server to answer before it says so
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an http_proxy
 
 
 def schema_revision(connection: sqlite3.Connection) -> str | None:
@@ -60,3 +68,21 @@ def check_store(db: Path) -> str:
 def damaged(db: Path, reason: object) -> str:
     return (f"cannot read the MLflow store {db}: {reason}; it is damaged or not an MLflow store: restore it "
             "from a backup, or move it away to start a new store")
+
+
+def check_server(uri: str, within: float = ANSWER_WITHIN) -> None:
+    """A TrackingError in one line unless the tracking server at `uri` answers a search of its experiments
+    (which reads its database) within `within` s: a read command says so in seconds instead of after
+    minutes of MLflow's retries."""
+    request = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search", data=json.dumps({"max_results": 1}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with _DIRECT.open(request, timeout=within) as response:
+            json.load(response)
+    except urllib.error.HTTPError as error:
+        raise TrackingError(f"the tracking server at {masked(uri)} answers, but not from its store (HTTP {error.code}): "
+                            "is its database up? try again once it is") from None
+    except (OSError, ValueError) as error:  # refused, timed out, not an MLflow server
+        reason = getattr(error, "reason", error)
+        raise TrackingError(f"the tracking server at {masked(uri)} does not answer (no reply in {within:g} s: {reason}); "
+                            "start it, or check --tracking-uri") from None
