@@ -205,6 +205,11 @@ def test_a_keras_application_is_its_base_for_the_input_then_a_softmax_for_the_cl
     assert ours.count_params() == base.count_params() + (1280 + 1) * 7
     assert ours.output_shape == (None, 7) and ours.get_layer("head_dropout").rate == 0.2
     assert model_costs(ours)["params"] == ours.count_params()
+    norms = [layer for layer in ours.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == len([layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]) > 0
+    assert {layer.momentum for layer in norms} == {0.9}  # the space's bn_momentum, not Keras' 0.99
+    slow = build_model("keras_app", input_shape=(32, 32, 1), num_classes=7, architecture="MobileNetV2", dropout=0.2, bn_momentum=0.5)
+    assert {layer.momentum for layer in slow.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.5}
 
 
 def test_imagenet_weights_come_from_keras_cache_or_are_refused_naming_the_file(tmp_path, monkeypatch):

@@ -25,14 +25,19 @@ from search.spec.architectures import KERAS_APPS
 
 
 def build_keras_app(*, input_shape: tuple[int, int, int], num_classes: int, architecture: str, dropout: float,
-                    weights: str = "none") -> keras.Model:
-    """The base of `architecture` for this input, dropout, softmax for `num_classes`."""
+                    weights: str = "none", bn_momentum: float = 0.9) -> keras.Model:
+    """The base of `architecture` for this input, dropout, softmax for `num_classes`. Every batch norm of the
+    base gets `bn_momentum`: with Keras' 0.99 its moving averages are still far from the data's statistics
+    after the few hundred steps of a small run, and the net then evaluates at chance."""
     if weights == "imagenet" and input_shape[-1] != 3:
         raise WeightsError(f"model.weights: imagenet weights take 3-channel images; this data has {input_shape[-1]}")
     application = getattr(keras.applications, architecture)
     with _cache_only() if weights == "imagenet" else contextlib.nullcontext():
         base = application(include_top=False, weights="imagenet" if weights == "imagenet" else None,
                            input_shape=input_shape, pooling="avg")
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = bn_momentum
     outputs = blocks.gap_head(base.output, num_classes, dropout, pooled=True)
     return keras.Model(base.input, outputs, name=architecture.lower())
 

@@ -257,9 +257,10 @@ class KerasAppModel(Family):
     architecture: Axis(KerasApp, enum_schema(KerasApp.__args__))
     weights: Weights = Field("none", description="none (random initialisation) or imagenet (from Keras' cache; 3 channels)")
     dropout: DROPOUT = [0.0]
+    bn_momentum: BN_MOMENTUM = [0.9]  # of every BN layer of the base: Keras' 0.99 sits at chance after a small run
 
     def axes(self) -> dict[str, list]:
-        return {"architecture": self.architecture, "dropout": self.dropout}
+        return {"architecture": self.architecture, "dropout": self.dropout, "bn_momentum": self.bn_momentum}
 
     def settings(self) -> dict[str, object]:
         return {"weights": self.weights}
