@@ -25,7 +25,7 @@ from search.tracking.client import Tracker, experiment_runs, read_artifact_text,
 from search.tracking.locations import resolve_tracking_uri
 from search.tracking.tags import ENSEMBLE_ROLE, MEMBERS_TAG, NOTE_TAG, ROLE_TAG
 
-BATCH = 256  # images per predict call
+BATCH = 256  # images per call of a member
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,15 @@ class Ensemble:
 
 def average(models: list, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """The ensemble's class probabilities for `x` (the mean of the members'), and each member's."""
-    each = [np.asarray(model.predict(x, batch_size=BATCH, verbose=0), dtype=np.float64) for model in models]
+    each = [_probabilities(model, x) for model in models]
     return np.mean(each, axis=0), each
+
+
+def _probabilities(model, x: np.ndarray) -> np.ndarray:
+    """The model called on `x` in batches: `predict` traces a new function for every model, which
+    TensorFlow warns about from the fifth on."""
+    return np.concatenate([np.asarray(model(x[start:start + BATCH], training=False), dtype=np.float64)
+                           for start in range(0, len(x), BATCH)])
 
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
