@@ -198,7 +198,7 @@ def proxy_seconds(truth: Truth, proxy: str, count: int = 8) -> float:
         model = build()
         model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
         started = time.perf_counter()
-        model.fit(data.x_train, data.y_train, batch_size=space.training.batch_size, epochs=1, verbose=0)
+        model.fit(data.x_train, data.y_train, batch_size=space.candidate(index)["batch_size"], epochs=1, verbose=0)
         epoch_here = time.perf_counter() - started
         epoch_in_table = statistics.fmean(row["train_seconds"] for row in truth.rows[index + 1]) / space.training.epochs
         charged.append(scoring * epoch_in_table / epoch_here)
