@@ -20,7 +20,7 @@ from search.errors import TrackingError
 from search.tracking.locations import masked
 
 ANSWER_WITHIN = 10.0  # seconds a read command gives a tracking server to answer before it says so
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an http_proxy
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # asks a server never through an http_proxy
 
 
 def schema_revision(connection: sqlite3.Connection) -> str | None:
@@ -77,7 +77,7 @@ def check_server(uri: str, within: float = ANSWER_WITHIN) -> None:
     request = urllib.request.Request(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search", data=json.dumps({"max_results": 1}).encode(),
                                      headers={"Content-Type": "application/json"})
     try:
-        with _DIRECT.open(request, timeout=within) as response:
+        with DIRECT.open(request, timeout=within) as response:
             json.load(response)
     except urllib.error.HTTPError as error:
         raise TrackingError(f"the tracking server at {masked(uri)} answers, but not from its store (HTTP {error.code}): "

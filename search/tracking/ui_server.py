@@ -28,10 +28,10 @@ from pathlib import Path
 
 from search.errors import UserError
 from search.tracking.locations import masked, ui_address
+from search.tracking.store import DIRECT
 from search.tracking.tags import ROLE_TAG, RUNS_VIEW_TAG, SEARCH_ROLE
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, kill and a closed terminal
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an http_proxy
 
 
 def serve_ui(uri: str, host: str, port: int, on_ready: Callable[[str, str | None], None], on_note: Callable[[str], None]) -> None:
@@ -146,7 +146,7 @@ def ask(api: str, endpoint: str, body: dict) -> dict | None:
     """One call of MLflow's REST API, directly (no proxy); None while it does not answer with JSON."""
     request = urllib.request.Request(f"{api}/{endpoint}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     try:
-        with _DIRECT.open(request, timeout=3) as response:
+        with DIRECT.open(request, timeout=3) as response:
             return json.load(response)
     except (OSError, ValueError):  # refused, not ready yet (an HTTPError is an OSError), or not JSON
         return None
